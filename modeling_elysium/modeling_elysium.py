@@ -61,11 +61,11 @@ class ElysiumTSelector(nn.Module):
         self.trans_weight = nn.Parameter(torch.zeros(num_patches, num_patches))
         self.trans_bias = nn.Parameter(torch.zeros(num_patches))
 
-    def scores(self, features: torch.Tensor) -> torch.Tensor:
-        """Softmax score of every patch, `(frames, patches)`."""
+    def log_scores(self, features: torch.Tensor) -> torch.Tensor:
+        """Log of the softmax score of every patch, `(frames, patches)`, in float32."""
         gate = self.pre_proj(features).squeeze(-1)
         logits = gate @ self.trans_weight.to(gate.dtype) + self.trans_bias.to(gate.dtype)
-        return logits.float().softmax(dim=-1)
+        return logits.float().log_softmax(dim=-1)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.LongTensor]:
         """`(frames, patches, dim)` -> kept tokens `(frames, k, dim)` and their patch indices `(frames, k)`."""
@@ -74,12 +74,14 @@ class ElysiumTSelector(nn.Module):
                 f"The T-Selector was built for {self.trans_weight.shape[0]} patches a frame but got "
                 f"{features.shape[1]}; the frames must have the size the vision config names (image_size)."
             )
-        scores = self.scores(features)
-        kept = scores.topk(self.num_tokens, dim=-1).indices.sort(dim=-1).values
+        log_scores = self.log_scores(features)  # top-k of log-softmax = top-k of softmax
+        kept = log_scores.topk(self.num_tokens, dim=-1).indices.sort(dim=-1).values
         tokens = features.gather(1, kept.unsqueeze(-1).expand(-1, -1, features.shape[-1]))
         if self.straight_through:
-            kept_scores = scores.gather(1, kept)
-            tokens = tokens * (kept_scores / kept_scores.detach()).unsqueeze(-1).to(tokens.dtype)
+            # s / s.detach() written as exp(log s - log s.detach()): exactly 1 forward, the same gradient, and no
+            # 0/0 when a kept score underflows.
+            kept_log = log_scores.gather(1, kept)
+            tokens = tokens * (kept_log - kept_log.detach()).exp().unsqueeze(-1).to(tokens.dtype)
         return tokens, kept
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from .boxes import format_box
+from .boxes import check_box, format_box
 
 SOT = "sot"
 RSOT = "rsot"
@@ -86,7 +86,7 @@ def task_prompt(
     if "{box}" in template:
         if box is None:
             raise ValueError(f"Task {task!r} needs a box of the object in the first frame.")
-        values["box"] = format_box(box)
+        values["box"] = format_box(check_box(box, what="The first-frame box (normalized)"))
     if "{expression}" in template:
         if not expression or not expression.strip():
             raise ValueError(f"Task {task!r} needs a non-empty expression naming the object.")
