@@ -1,0 +1,9 @@
+"""Inference: the long-video tracker, the `video-object-tracking` pipeline (registered on import) and the CLI."""
+
+import elysium.modeling_elysium  # noqa: F401  (registers the Auto classes the pipeline loads with)
+import elysium.processing  # noqa: F401
+
+from .pipeline import TASK, VideoObjectTrackingPipeline
+from .tracker import ElysiumTracker, TrackedFrame, TrackResult, VideoSource
+
+__all__ = ["ElysiumTracker", "TASK", "TrackResult", "TrackedFrame", "VideoObjectTrackingPipeline", "VideoSource"]

@@ -15,6 +15,7 @@ import sys
 _COMMAND_MODULES = [
     "elysium.hub.cli",
     "elysium.inference.track_cli",
+    "elysium.inference.eval_cli",
     "elysium.evaluation.cli",
     "elysium.training.data_cli",
 ]

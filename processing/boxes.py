@@ -17,7 +17,8 @@ MAX_BIN = 99
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _BOX_RE = re.compile(rf"\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]")
-_FRAME_BOX_RE = re.compile(r"Frame\s*(\d+)\s*:\s*(\[[^\]]*\]?)", re.IGNORECASE)
+# A box also stops at a letter or the next "[", so a broken box cannot swallow the next frame's box.
+_FRAME_BOX_RE = re.compile(r"Frame\s*(\d+)\s*:\s*(\[[^\]\[A-Za-z]*\]?)", re.IGNORECASE)
 
 
 class BoxError(ValueError):

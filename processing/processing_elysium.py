@@ -111,19 +111,28 @@ class ElysiumProcessor(ProcessorMixin):
                 f"The text has {sum(placeholders)} {self.image_token} placeholders (per text: {placeholders}) but "
                 f"{len(frames)} frames were given; write one {self.image_token} per frame."
             )
+        data = dict(self.tokenize(texts, return_tensors=return_tensors, padding=padding, **kwargs))
+        if frames:
+            data["pixel_values"] = self.image_processor(frames)["pixel_values"]
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def tokenize(self, text: str | list[str], return_tensors: str | None = "pt", padding: bool | str = True, **kwargs):
+        """Expand each `<image>` to `num_image_tokens` tokens and tokenize, without frames.
+
+        For callers that encode frames themselves (the tracker caches each frame's features across clips).
+        """
+        texts = [text] if isinstance(text, str) else list(text)
         expanded = [t.replace(self.image_token, self.image_token * self.num_image_tokens) for t in texts]
         encoding = self.tokenizer(expanded, return_tensors=return_tensors, padding=padding, **kwargs)
         limit = self.tokenizer.model_max_length
         longest = max(len(ids) for ids in encoding["input_ids"])
         if limit and limit < 10**8 and longest > limit:
+            frames = max(t.count(self.image_token) for t in texts)
             raise ValueError(
-                f"The prompt is {longest} tokens but the model holds {limit}: {max(placeholders)} frames at "
+                f"The prompt is {longest} tokens but the model holds {limit}: {frames} frames at "
                 f"{self.num_image_tokens} tokens each do not fit. Give fewer frames or track the video in clips."
             )
-        data = dict(encoding)
-        if frames:
-            data["pixel_values"] = self.image_processor(frames)["pixel_values"]
-        return BatchFeature(data=data, tensor_type=return_tensors)
+        return encoding
 
     def _flatten_frames(self, images: Any, num_texts: int) -> list[Any]:
         if images is None:

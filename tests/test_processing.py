@@ -197,3 +197,9 @@ def test_from_vision_text_pretrained(tmp_path):
     text = processor.build_prompt("sot", 2, box=[0.1, 0.1, 0.5, 0.5])
     inputs = processor(text=text, images=[np.zeros((20, 20, 3), np.uint8)] * 2)
     assert model(**inputs).logits.shape[-1] == len(llm_tokenizer) + 1
+
+
+def test_a_broken_box_does_not_swallow_the_next_frame():
+    parsed = parse_track("Frame 1: [1,2,3,4], Frame 3: [7,20,oops, Frame 5: [9,20,29,40]", 5)
+    assert parsed.repaired == [False, True, True, True, False]
+    assert parsed.boxes[4] == [0.09, 0.2, 0.29, 0.4] and parsed.boxes[2] == [0.01, 0.02, 0.03, 0.04]

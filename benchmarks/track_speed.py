@@ -1,0 +1,136 @@
+"""Frames per second of `elysium track` on a generated 300-frame video, at two tiny random model sizes.
+
+Runs the CLI's own code path (`track_to_files`: decode with PyAV, track in 8-frame clips, draw, write track.mp4
+and track.json) and splits the wall time with the tracker's timers into decoding (PyAV decode + scale, both
+sizes), preprocessing (normalize to pixel values), the vision tower (with T-Selector and projector), the LLM
+(`generate`) and the rest (drawing boxes, encoding track.mp4, parsing answers). Random weights never emit
+`</s>`, so every clip generates its full token budget: the length of a real 8-box answer.
+
+    python benchmarks/track_speed.py [--frames 300] [--size 640x360] [--image-size 224] [--tokens 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from elysium.inference.track_cli import track_to_files
+from elysium.inference.tracker import ElysiumTracker
+from elysium.modeling_elysium import ElysiumConfig, ElysiumForConditionalGeneration
+from elysium.processing import ElysiumImageProcessor, ElysiumProcessor
+from elysium.processing.prompts import PARAPHRASES
+from elysium.processing.tokenizer_training import train_tokenizer
+from elysium.processing.video import write_video
+
+SIZES = {
+    "small (vision 2 layers x 64, LLM 2 layers x 64)": dict(
+        vision_layers=2, vision_width=64, llm_layers=2, llm_width=64
+    ),
+    "larger (vision 4 layers x 128, LLM 4 layers x 256)": dict(
+        vision_layers=4, vision_width=128, llm_layers=4, llm_width=256
+    ),
+}
+
+
+def make_video(path: Path, frames: int, width: int, height: int, fps: float = 30.0) -> list[float]:
+    """A textured background with a square moving across; returns the first frame's box."""
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 80, (height, width, 3), dtype=np.uint8)
+    side = height // 6
+
+    def frame(i: int) -> np.ndarray:
+        image = background.copy()
+        x = int((width - side) * i / max(1, frames - 1))
+        y = height // 3
+        image[y : y + side, x : x + side] = (230, 40, 40)
+        return image
+
+    write_video(path, (frame(i) for i in range(frames)), fps)
+    return [0.0, float(height // 3), float(side), float(height // 3 + side)]
+
+
+def build(
+    tokenizer, image_size: int, tokens: int, vision_layers: int, vision_width: int, llm_layers: int, llm_width: int
+) -> tuple[ElysiumForConditionalGeneration, ElysiumProcessor]:
+    config = ElysiumConfig(
+        vision_config=dict(
+            model_type="clip_vision_model",
+            hidden_size=vision_width,
+            intermediate_size=4 * vision_width,
+            num_hidden_layers=vision_layers,
+            num_attention_heads=4,
+            image_size=image_size,
+            patch_size=14,
+        ),
+        text_config=dict(
+            model_type="llama",
+            hidden_size=llm_width,
+            intermediate_size=4 * llm_width,
+            num_hidden_layers=llm_layers,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=4096,
+        ),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        t_selector_tokens=tokens,
+    )
+    torch.manual_seed(0)
+    model = ElysiumForConditionalGeneration(config).eval()
+    size = {"height": image_size, "width": image_size}
+    return model, ElysiumProcessor(ElysiumImageProcessor(size=size), tokenizer, num_image_tokens=tokens)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--size", default="640x360", help="video WxH")
+    parser.add_argument("--image-size", type=int, default=224, help="model input side (CLIP-L uses 336)")
+    parser.add_argument("--tokens", type=int, default=16, help="T-Selector tokens a frame")
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.split("x"))
+
+    texts = [p for options in PARAPHRASES.values() for p in options]
+    texts += [f"Frame {i}: [{i},{2 * i},{3 * i},{4 * i}]." for i in range(1, 100)]
+    tokenizer = train_tokenizer(texts * 3, vocab_size=400)
+    tokenizer.add_tokens(["<image>"], special_tokens=True)
+
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; video {args.frames} frames {width}x{height}; "
+        f"model input {args.image_size}px, {args.tokens} tokens a frame, clips of 8 overlapping by 1",
+        flush=True,
+    )
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "moving.mp4"
+        box = make_video(video, args.frames, width, height)
+        for name, dims in SIZES.items():
+            model, processor = build(tokenizer, args.image_size, args.tokens, **dims)
+            params = sum(p.numel() for p in model.parameters()) / 1e6
+            tracker = ElysiumTracker(model, processor)
+            track_to_files(tracker, str(video), Path(tmp) / "warm", box=box, max_frames=16, quiet=True)  # warm-up
+            tracker.reset_stats()
+            start = time.perf_counter()
+            result, _, _, _ = track_to_files(tracker, str(video), Path(tmp) / "out", box=box, quiet=True)
+            wall = time.perf_counter() - start
+            stats = tracker.stats
+            other = wall - stats["decode_s"] - stats["preprocess_s"] - stats["vision_s"] - stats["llm_s"]
+            rows.append((name, params, len(result.frames), wall, stats, other, tracker._answer_budget(8)))
+
+    header = f"{'model':52} {'params':>7} {'frames/s':>9} {'wall s':>7} {'decode':>7} {'preproc':>7} {'vision':>7} "
+    header += f"{'LLM':>7} {'other':>7} {'tok/clip':>8}"
+    print(header)
+    for name, params, frames, wall, stats, other, budget in rows:
+        shares = [stats["decode_s"], stats["preprocess_s"], stats["vision_s"], stats["llm_s"], other]
+        cells = " ".join(f"{100 * s / wall:6.1f}%" for s in shares)
+        print(f"{name:52} {params:6.2f}M {frames / wall:9.1f} {wall:7.2f} {cells} {budget:8d}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""`elysium eval`: run the tracker over a benchmark (resumable) and score it; `elysium score` only scores."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from elysium.inference.cli import UserError
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from elysium.evaluation.benchmarks import BenchmarkError, load_benchmark
+    from elysium.evaluation.runner import EvalRunError, run_benchmark
+    from elysium.inference.loading import load_model_and_processor
+    from elysium.inference.tracker import ElysiumTracker
+    from tqdm.auto import tqdm
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError(f"--max-frames must be >= 1, got {args.max_frames}.")
+    try:  # read the benchmark before loading the model: a wrong --root fails in a second
+        benchmark = load_benchmark(args.benchmark, args.root, subset=args.subset)
+    except BenchmarkError as error:
+        raise UserError(str(error)) from None
+    if not benchmark.sequences:
+        raise UserError(f"{args.root}: no readable {args.benchmark} sequence ({len(benchmark.skipped)} skipped).")
+    model, processor = load_model_and_processor(args.model, args.device)
+    tracker = ElysiumTracker(model, processor, clip_len=args.clip_len, max_new_tokens=args.max_new_tokens)
+    out = Path(args.out) if args.out else Path(f"eval_{args.benchmark}_{args.task}")
+    progress = tqdm(
+        total=len(benchmark.sequences), unit="seq", desc=args.benchmark, file=sys.stderr, disable=args.quiet
+    )
+
+    def step(name: str, status: str) -> None:
+        progress.set_postfix_str(f"{name}: {status}", refresh=False)
+        progress.update(1)
+
+    try:
+        run = run_benchmark(
+            tracker,
+            benchmark,
+            out,
+            task=args.task,
+            protocol=args.protocol,
+            max_frames=args.max_frames,
+            batch_size=args.batch_size,
+            tracker_name=Path(str(args.model)).name or "Elysium",
+            on_sequence=step,
+        )
+    except EvalRunError as error:
+        raise UserError(str(error)) from None
+    finally:
+        progress.close()
+    metrics = run.metrics or {}
+    print(
+        f"{args.benchmark} ({args.protocol} protocol, {args.task}): AUC {100 * metrics['success_auc']:.1f}  "
+        f"P@20 {100 * metrics['precision_20px']:.1f}  normP {100 * metrics['norm_precision']:.1f}  "
+        f"over {metrics['sequences']} sequences"
+    )
+    print(
+        f"tracked {len(run.tracked)}, resumed {len(run.resumed)}, failed {len(run.failed)}, "
+        f"skipped by the reader {len(run.skipped)}"
+    )
+    for name, reason in run.failed[:5]:
+        print(f"  failed {name}: {reason}")
+    print(f"wrote {run.metrics_path}")
+    for plot in run.plots:
+        print(f"wrote {plot}")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from elysium.evaluation.benchmarks import BENCHMARKS
+    from elysium.evaluation.ope import PROTOCOLS
+
+    parser = subparsers.add_parser(
+        "eval",
+        help="track every sequence of a benchmark and score it (OPE)",
+        description="Run Elysium over a tracking benchmark, writing OUT/results/<seq>.txt (x,y,w,h) as it goes "
+        "(re-running resumes), then OUT/metrics.json and success/precision plots.",
+    )
+    parser.add_argument("--benchmark", required=True, choices=BENCHMARKS)
+    parser.add_argument("--root", required=True, help="benchmark folder (ElysiumTrack: the JSON-lines file)")
+    parser.add_argument("--model", default=None, help="folder of a saved Elysium")
+    parser.add_argument("--task", choices=("sot", "rsot"), default="sot", help="start from the box or the words")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="got10k", help="scoring rules (default got10k)")
+    parser.add_argument("--subset", default=None, help="LaSOT test/all, GOT-10k val/test, UAV123/UAV20L")
+    parser.add_argument("--out", default=None, help="output folder (default eval_<benchmark>_<task>)")
+    parser.add_argument("--max-frames", type=int, default=None, help="track only the first N frames a sequence")
+    parser.add_argument("--batch-size", type=int, default=1, help="sequences tracked together (default 1)")
+    parser.add_argument("--clip-len", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=None)
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_eval)

@@ -1,0 +1,52 @@
+"""Load a saved Elysium (model + processor) for inference, with errors a user can act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from elysium.inference.cli import UserError
+from elysium.inference.default_model import DEFAULT_MODEL, NO_DEFAULT_MESSAGE
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """`None`/"auto" picks CUDA when present, else the CPU; anything else must name a torch device."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise UserError(f"--device {device!r} is not a torch device ({error}); use cpu, cuda or cuda:N.") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device} was asked for but this machine has no CUDA GPU; use --device cpu.")
+    return resolved
+
+
+def load_model_and_processor(model_path: str | Path | None, device: str | None = None) -> tuple[Any, Any]:
+    """A local folder (or `DEFAULT_MODEL`) -> `(ElysiumForConditionalGeneration in eval mode, ElysiumProcessor)`."""
+    import elysium.modeling_elysium  # noqa: F401  (registers the Auto classes)
+    import elysium.processing  # noqa: F401
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers.utils import logging as hf_logging
+
+    path = model_path if model_path is not None else DEFAULT_MODEL
+    if path is None:
+        raise UserError(NO_DEFAULT_MESSAGE)
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UserError(f"model folder {folder} does not exist; pass --model a folder saved with save_pretrained.")
+    if not (folder / "config.json").is_file():
+        raise UserError(
+            f"{folder} has no config.json, so it is not a saved model; pass the folder save_pretrained wrote."
+        )
+    target = resolve_device(device)
+    hf_logging.disable_progress_bar()  # one-line CLI output: no "Loading weights" bar
+    try:
+        processor = AutoProcessor.from_pretrained(folder)
+        dtype = torch.float32 if target.type == "cpu" else "auto"
+        model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype)
+    except (OSError, ValueError, KeyError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"cannot load the model in {folder}: {first_line}") from None
+    return model.to(target).eval(), processor

@@ -1,0 +1,242 @@
+"""`elysium track`, `elysium describe` and `elysium ground`: the model on a video or image from the command line.
+
+`track` streams the video once: frames are decoded at the model's input size *and* at full size, tracked clip by
+clip, and each frame is drawn and encoded into `track.mp4` as soon as its box is known, so memory stays flat on
+long videos. Input is validated before the (slow) model load, so a typo fails in a second, not a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from elysium.inference.cli import UserError
+
+GIVEN_COLOR = (40, 220, 90)  # boxes read from the model
+REPAIRED_COLOR = (255, 150, 0)  # boxes carried over malformed output
+
+
+def parse_box_argument(text: str, flag: str = "--box") -> list[float]:
+    """`"x1,y1,x2,y2"` (pixels) -> four floats, or a UserError saying how to write it."""
+    parts = [part for part in text.replace(" ", ",").split(",") if part]
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        raise UserError(f"{flag} {text!r} is not four numbers; write it as X1,Y1,X2,Y2 in pixels.") from None
+    if len(values) != 4:
+        raise UserError(f"{flag} {text!r} has {len(values)} numbers; write it as X1,Y1,X2,Y2 in pixels.")
+    return values
+
+
+def _check_expression(expression: str | None) -> str | None:
+    if expression is not None and not expression.strip():
+        raise UserError("--expression is empty; say which object to follow, e.g. --expression 'the red car'.")
+    return expression.strip() if expression is not None else None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON beside `path` under a temporary name, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _expected_frames(path: str, stride: int, max_frames: int | None) -> int | None:
+    from elysium.processing.video import VideoError, probe_video
+
+    try:
+        count = math.ceil(probe_video(path).num_frames / stride)
+    except VideoError:
+        return None
+    return min(count, max_frames) if max_frames else count
+
+
+def track_to_files(
+    tracker: Any,
+    video: str,
+    out_dir: Path,
+    *,
+    box: list[float] | None = None,
+    expression: str | None = None,
+    stride: int = 1,
+    max_frames: int | None = None,
+    allow_truncated: bool = False,
+    quiet: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Any, dict[str, Any], Path, Path]:
+    """What `elysium track` does once the model is loaded: track, write `track.mp4` while tracking, then `track.json`.
+
+    Returns `(TrackResult, json data, json path, video path)`; `tracker.stats` holds the time split.
+    """
+    from elysium.inference.tracker import TrackResult, VideoSource
+    from elysium.processing.video import draw_boxes, write_video
+    from tqdm.auto import tqdm
+
+    source = VideoSource.from_path(video, tracker.model_size, stride, max_frames, keep_original=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = []
+    started = time.perf_counter()
+    progress = tqdm(
+        total=_expected_frames(video, stride, max_frames), unit="frame", desc="tracking", file=sys.stderr, disable=quiet
+    )
+
+    def annotated() -> Iterator[np.ndarray]:
+        for _, emitted in tracker.iter_track([source], [box], [expression]):
+            for frame, item in emitted:
+                frames.append(frame)
+                progress.update(1)
+                color = REPAIRED_COLOR if frame.repaired else GIVEN_COLOR
+                yield draw_boxes(item.original, [frame.box], color, [f"#{frame.index}"])
+        if source.truncated and not allow_truncated:
+            raise UserError(
+                f"{video} is truncated or damaged; only its first {len(frames)} frames decode. Nothing was "
+                "saved; re-encode the file, or pass --allow-truncated to track the frames that decode."
+            )
+
+    video_path = out_dir / "track.mp4"
+    try:
+        write_video(video_path, annotated(), fps=source.fps / stride)
+    finally:
+        progress.close()
+    elapsed = time.perf_counter() - started
+    clips = max(1, math.ceil((len(frames) - 1) / (tracker.clip_len - 1)))
+    result = TrackResult(
+        frames, source.frame_size, source.fps, "rsot" if expression else "sot", clips, source.truncated, str(video)
+    )
+    data = result.to_dict()
+    data.update(
+        stride=stride,
+        seconds=round(elapsed, 3),
+        frames_per_second=round(len(frames) / elapsed, 3) if elapsed > 0 else None,
+        initial_box=box,
+        expression=expression,
+    )
+    json_path = out_dir / "track.json"
+    write_json_atomic(json_path, data)
+    return result, data, json_path, video_path
+
+
+def run_track(args: argparse.Namespace) -> int:
+    from elysium.inference.loading import load_model_and_processor
+    from elysium.inference.tracker import ElysiumTracker, VideoSource
+    from elysium.processing.boxes import check_box
+
+    box = parse_box_argument(args.box) if args.box is not None else None
+    expression = _check_expression(args.expression)
+    if args.stride < 1:
+        raise UserError(f"--stride must be >= 1, got {args.stride}.")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError(f"--max-frames must be >= 1, got {args.max_frames}.")
+    # Open the video and check the box before loading the model: bad input fails fast.
+    probe_source = VideoSource.from_path(args.video, (1, 1), args.stride, args.max_frames)
+    if box is not None:
+        check_box(box, probe_source.frame_size, what="--box")
+    model, processor = load_model_and_processor(args.model, args.device)
+    tracker = ElysiumTracker(model, processor, clip_len=args.clip_len, max_new_tokens=args.max_new_tokens)
+    out_dir = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_track")
+    result, data, json_path, video_path = track_to_files(
+        tracker,
+        args.video,
+        out_dir,
+        box=box,
+        expression=expression,
+        stride=args.stride,
+        max_frames=args.max_frames,
+        allow_truncated=args.allow_truncated,
+        quiet=args.quiet,
+    )
+    data["model"] = str(args.model)
+    write_json_atomic(json_path, data)
+    warning = " (the video is truncated: tracked the frames that decode)" if result.truncated else ""
+    print(f"tracked {len(result.frames)} frames ({result.num_repaired} repaired) in {data['seconds']:.1f}s{warning}")
+    print(f"wrote {json_path}")
+    print(f"wrote {video_path}")
+    return 0
+
+
+def run_describe(args: argparse.Namespace) -> int:
+    from elysium.inference.loading import load_model_and_processor
+    from elysium.inference.tracker import ElysiumTracker
+    from elysium.processing.boxes import check_box
+    from elysium.processing.video import probe_video, read_video
+
+    box = parse_box_argument(args.box)
+    info = probe_video(args.video)
+    check_box(box, (info.width, info.height), what="--box")
+    model, processor = load_model_and_processor(args.model, args.device)
+    tracker = ElysiumTracker(model, processor, clip_len=max(2, args.frames))
+    count = max(1, min(info.num_frames, args.frames))
+    indices = sorted(set(np.linspace(0, info.num_frames - 1, count).round().astype(int).tolist()))
+    video = read_video(args.video, size=tracker.model_size, indices=indices)
+    print(tracker.describe(list(video.frames), box, frame_size=video.original_size, max_new_tokens=args.max_new_tokens))
+    return 0
+
+
+def run_ground(args: argparse.Namespace) -> int:
+    from elysium.inference.loading import load_model_and_processor
+    from elysium.inference.tracker import ElysiumTracker
+    from elysium.processing.video import read_video
+
+    expression = _check_expression(args.expression)
+    image = read_video(args.image, size=None, max_frames=1)
+    model, processor = load_model_and_processor(args.model, args.device)
+    box = ElysiumTracker(model, processor).ground(image.frames[0], expression)
+    if box is None:
+        print("no box: the model's answer held no well-formed box", file=sys.stderr)
+        return 1
+    print(",".join(f"{value:.1f}" for value in box))
+    return 0
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="folder of a saved Elysium (default: the packaged model)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    track = subparsers.add_parser(
+        "track",
+        help="track an object through a video from a box or an expression",
+        description="Track an object through a video (mp4/avi/mkv/webm/gif or a folder of frames) and write "
+        "DIR/track.json (per-frame pixel boxes) and an annotated DIR/track.mp4.",
+    )
+    track.add_argument("video", help="video file or folder of frames")
+    what = track.add_mutually_exclusive_group(required=True)
+    what.add_argument("--box", help="X1,Y1,X2,Y2: the object in the first frame, in pixels of the video (SOT)")
+    what.add_argument("--expression", help="words naming the object, e.g. 'the red car' (RSOT)")
+    _model_arguments(track)
+    track.add_argument("--out", default=None, help="output folder (default: <video name>_track)")
+    track.add_argument("--stride", type=int, default=1, help="track every N-th frame (default 1)")
+    track.add_argument("--max-frames", type=int, default=None, help="track at most N frames")
+    track.add_argument("--clip-len", type=int, default=8, help="frames per clip; clips overlap by one (default 8)")
+    track.add_argument("--max-new-tokens", type=int, default=None, help="answer length cap a clip (default: fits)")
+    track.add_argument("--allow-truncated", action="store_true", help="track what decodes of a damaged video")
+    track.add_argument("--quiet", action="store_true", help="no progress bar")
+    track.set_defaults(run=run_track)
+
+    describe = subparsers.add_parser("describe", help="describe the object at a box in a video (Video-REG)")
+    describe.add_argument("video", help="video file or folder of frames")
+    describe.add_argument("--box", required=True, help="X1,Y1,X2,Y2 in the first frame, in pixels")
+    describe.add_argument("--frames", type=int, default=8, help="frames to show the model, evenly spaced (default 8)")
+    describe.add_argument("--max-new-tokens", type=int, default=64)
+    _model_arguments(describe)
+    describe.set_defaults(run=run_describe)
+
+    ground = subparsers.add_parser("ground", help="find the box of an expression in an image (REC)")
+    ground.add_argument("image", help="image file")
+    ground.add_argument("--expression", required=True, help="words naming the object")
+    _model_arguments(ground)
+    ground.set_defaults(run=run_ground)

@@ -1,0 +1,445 @@
+"""Long-video tracking with Elysium, as the paper evaluates it: clips of `clip_len` frames overlapping by one.
+
+Each clip starts from the previous clip's last predicted box (an SOT prompt); RSOT asks with the expression in the
+first clip and continues with SOT prompts from the carried box. Decoding is greedy.
+
+Why it is built this way:
+- Every frame is decoded once and goes through the vision tower once, even the frame two clips share: the per-frame
+  T-Selector tokens (`get_image_features(...).pooler_output`) are cached and handed to `generate` through
+  `mm_encoder_outputs`, which transformers' generate passes to the model's prefill instead of pixel values.
+- The new frames of a clip (of all videos in a batch) go through the vision tower as one batch, and several videos
+  are tracked in lockstep as one left-padded `generate` batch.
+- Frames stream from PyAV (`iter_video`): only the frames of the current clip are held, so long videos fit in memory
+  and an annotated video can be written while tracking.
+- Generated text is parsed with `processor.post_process_tracking`, which repairs malformed, missing or extra boxes
+  frame by frame (carrying the previous box); tracking never stops on bad model output.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from elysium.processing.boxes import check_box, format_track, normalize_box
+from elysium.processing.prompts import REC, RSOT, SOT, VIDEO_REG
+from elysium.processing.video import FrameItem, VideoError, iter_video
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+__all__ = ["ElysiumTracker", "TrackResult", "TrackedFrame", "VideoSource"]
+
+
+@dataclass
+class TrackedFrame:
+    """One frame of a track: source frame index, time in seconds and pixel box `[x1,y1,x2,y2]` of the source."""
+
+    index: int
+    time: float
+    box: list[float]
+    repaired: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "time": round(self.time, 6),
+            "box": [round(v, 2) for v in self.box],
+            "repaired": self.repaired,
+        }
+
+
+@dataclass
+class TrackResult:
+    """The track of one video; `num_repaired` counts frames whose box was not read from well-formed model output."""
+
+    frames: list[TrackedFrame]
+    frame_size: tuple[int, int]
+    fps: float
+    task: str
+    num_clips: int = 0
+    truncated: bool = False
+    source: str = ""
+
+    @property
+    def num_repaired(self) -> int:
+        return sum(frame.repaired for frame in self.frames)
+
+    @property
+    def boxes(self) -> list[list[float]]:
+        return [frame.box for frame in self.frames]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "task": self.task,
+            "frame_size": list(self.frame_size),
+            "fps": self.fps,
+            "num_frames": len(self.frames),
+            "num_clips": self.num_clips,
+            "num_repaired": self.num_repaired,
+            "truncated": self.truncated,
+            "frames": [frame.to_dict() for frame in self.frames],
+        }
+
+
+@dataclass
+class VideoSource:
+    """Frames to track, streamed: `items` yields `FrameItem`s; `frame_size` is the source's `(w, h)`.
+
+    Made from a path (`from_path`, decoded by PyAV at the model's input size while streaming) or from frames in
+    memory (`from_frames`). `truncated` is read from the reader once the frames have been consumed.
+    """
+
+    items: Iterable[FrameItem]
+    frame_size: tuple[int, int]
+    fps: float
+    path: str = ""
+
+    @property
+    def truncated(self) -> bool:
+        return bool(getattr(self.items, "truncated", False))
+
+    @classmethod
+    def from_path(
+        cls,
+        path: str | Path,
+        model_size: tuple[int, int],
+        stride: int = 1,
+        max_frames: int | None = None,
+        keep_original: bool = False,
+    ) -> VideoSource:
+        reader = iter_video(path, size=model_size, stride=stride, max_frames=max_frames, keep_original=keep_original)
+        return cls(reader, tuple(reader.original_size), float(reader.fps), str(path))
+
+    @classmethod
+    def from_frames(cls, frames: Sequence[Any], fps: float = 30.0, indices: Sequence[int] | None = None) -> VideoSource:
+        """Frames in memory (HxWx3 uint8 arrays or PIL images, source size); the processor resizes them.
+
+        `indices` are the frames' numbers in the source (default 0, 1, ...); times are `index / fps`.
+        """
+        arrays = [np.asarray(f.convert("RGB")) if hasattr(f, "convert") else np.asarray(f) for f in frames]
+        if not arrays:
+            raise VideoError("No frames were given; give at least one frame.")
+        height, width = arrays[0].shape[:2]
+        numbers = list(indices) if indices is not None else list(range(len(arrays)))
+        items = [FrameItem(int(n), n / fps, array, array) for n, array in zip(numbers, arrays)]
+        return cls(items, (int(width), int(height)), float(fps))
+
+
+@dataclass
+class _Stream:
+    """Tracking state of one video in a batch."""
+
+    request: int
+    items: Iterator[FrameItem]
+    frame_size: tuple[int, int]
+    expression: str | None
+    name: str
+    source: VideoSource
+    box: list[float] | None  # the carried box, pixels; None until RSOT finds the object
+    first: bool = True
+    carry: FrameItem | None = None
+    carry_feature: torch.Tensor | None = None
+    pending: list[FrameItem] = field(default_factory=list)  # RSOT frames before the object was first found
+    num_clips: int = 0
+    done: bool = False
+
+
+class ElysiumTracker:
+    """Tracks objects through long videos with an `ElysiumForConditionalGeneration` and its `ElysiumProcessor`.
+
+    `stats` accumulates seconds spent decoding frames, preprocessing them, in the vision tower (with T-Selector and
+    projector) and in the language model (`generate`), so the cost of each part can be measured.
+    """
+
+    def __init__(self, model: Any, processor: Any, clip_len: int = 8, max_new_tokens: int | None = None):
+        if clip_len < 2:
+            raise ValueError(f"clip_len must be >= 2 (clips overlap by one frame), got {clip_len}")
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.clip_len = int(clip_len)
+        self.max_new_tokens = max_new_tokens
+        size = processor.image_processor.size
+        self.model_size = (int(size["width"]), int(size["height"]))
+        self.stats: dict[str, float] = {}
+        self.reset_stats()
+
+    # -- bookkeeping ------------------------------------------------------------------------------------------
+
+    def reset_stats(self) -> None:
+        self.stats = {"decode_s": 0.0, "preprocess_s": 0.0, "vision_s": 0.0, "llm_s": 0.0, "frames": 0, "clips": 0}
+
+    def _answer_budget(self, num_frames: int) -> int:
+        """Tokens a full answer for `num_frames` takes in this tokenizer (widest boxes), plus a little slack."""
+        if self.max_new_tokens is not None:
+            return int(self.max_new_tokens)
+        widest = format_track([[0.99, 0.99, 0.99, 0.99]] * num_frames)
+        return len(self.tokenizer(widest, add_special_tokens=False)["input_ids"]) + 4
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def _generate(self, prompts: list[str], features: list[torch.Tensor], max_new_tokens: int) -> list[str]:
+        """Greedy generation for a left-padded batch of prompts whose frames are already encoded."""
+        encoding = self.processor.tokenize(prompts, return_tensors="pt", padding=True, padding_side="left")
+        encoding = {k: v.to(self.device) for k, v in encoding.items()}
+        kwargs: dict[str, Any] = {}
+        if features:
+            kwargs["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=features)}
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        start = time.perf_counter()
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids=encoding["input_ids"],
+                attention_mask=encoding["attention_mask"],
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                pad_token_id=pad_id,
+                **kwargs,
+            )
+        self.stats["llm_s"] += time.perf_counter() - start
+        new_tokens = output[:, encoding["input_ids"].shape[1] :]
+        return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+    def _encode_frames(self, frames: list[np.ndarray]) -> list[torch.Tensor]:
+        """Frames -> one `(t_selector_tokens, hidden)` tensor each, all through the vision tower as one batch."""
+        start = time.perf_counter()
+        pixels = self.processor.image_processor(frames)["pixel_values"]
+        vision_dtype = self.model.model.vision_tower.dtype
+        pixels = pixels.to(self.device, vision_dtype)
+        middle = time.perf_counter()
+        with torch.inference_mode():
+            features = list(self.model.get_image_features(pixel_values=pixels).pooler_output)
+        self.stats["preprocess_s"] += middle - start
+        self.stats["vision_s"] += time.perf_counter() - middle
+        return features
+
+    # -- tracking ---------------------------------------------------------------------------------------------
+
+    def iter_track(
+        self,
+        sources: Sequence[VideoSource],
+        boxes: Sequence[Sequence[float] | None] | None = None,
+        expressions: Sequence[str | None] | None = None,
+    ) -> Iterator[tuple[int, list[tuple[TrackedFrame, FrameItem]]]]:
+        """Track several videos in lockstep; yields `(video number, [(tracked frame, frame item), ...])` per clip.
+
+        Each video gets a pixel `box` of its first frame (SOT) or an `expression` (RSOT). Frames are yielded in
+        order, each once, as soon as their box is known, with their `FrameItem` (so callers can draw on originals).
+        """
+        boxes = list(boxes) if boxes is not None else [None] * len(sources)
+        expressions = list(expressions) if expressions is not None else [None] * len(sources)
+        if not (len(sources) == len(boxes) == len(expressions)):
+            raise ValueError("Give one box or expression per video.")
+        streams = []
+        for number, (source, box, expression) in enumerate(zip(sources, boxes, expressions)):
+            if (box is None) == (expression is None or not str(expression).strip()):
+                raise ValueError(f"Video {number}: give exactly one of a box (SOT) or a non-empty expression (RSOT).")
+            checked = check_box(box, source.frame_size) if box is not None else None
+            name = source.path or f"video {number}"
+            streams.append(_Stream(number, iter(source.items), source.frame_size, expression, name, source, checked))
+
+        while True:
+            active = [s for s in streams if not s.done]
+            if not active:
+                return
+            clips: list[tuple[_Stream, list[FrameItem]]] = []
+            for stream in active:
+                need = self.clip_len if stream.first else self.clip_len - 1
+                start = time.perf_counter()
+                new = list(islice(stream.items, need))
+                self.stats["decode_s"] += time.perf_counter() - start
+                if not new:
+                    stream.done = True
+                    if stream.first:
+                        raise VideoError(
+                            f"{stream.name}: no frame decodes, so there is nothing to track (the video is empty, "
+                            "truncated or damaged); re-encode it or pass another file."
+                        )
+                    yield stream.request, self._finish(stream)
+                    continue
+                clips.append((stream, new))
+            if not clips:
+                continue
+            features = self._encode_frames([item.frame for _, new in clips for item in new])
+            self.stats["frames"] += len(features)
+            prompts, clip_features, asked = [], [], []
+            offset = 0
+            for stream, new in clips:
+                own = features[offset : offset + len(new)]
+                offset += len(new)
+                items = new if stream.first else [stream.carry, *new]
+                feats = own if stream.first else [stream.carry_feature, *own]
+                if stream.first and stream.box is not None and len(items) == 1:
+                    continue  # a one-frame video with a box: nothing to ask
+                if stream.box is None:
+                    prompt = self.processor.build_prompt(RSOT, len(items), expression=stream.expression)
+                else:
+                    prompt = self.processor.build_prompt(
+                        SOT, len(items), box=normalize_box(stream.box, stream.frame_size)
+                    )
+                prompts.append(prompt)
+                clip_features.extend(feats)
+                asked.append((stream, items, feats))
+            texts: list[str] = []
+            if prompts:
+                budget = max(self._answer_budget(len(items)) for _, items, _ in asked)
+                texts = self._generate(prompts, clip_features, budget)
+                self.stats["clips"] += len(prompts)
+            parsed = (
+                self.processor.post_process_tracking(
+                    texts,
+                    [stream.frame_size for stream, _, _ in asked],
+                    num_frames=[len(items) for _, items, _ in asked],
+                    initial_boxes=[stream.box for stream, _, _ in asked],
+                )
+                if asked
+                else []
+            )
+            answers = {id(stream): (items, feats, result) for (stream, items, feats), result in zip(asked, parsed)}
+            for stream, new in clips:
+                if id(stream) in answers:
+                    items, feats, result = answers[id(stream)]
+                    yield stream.request, self._advance(stream, items, feats, result)
+                else:  # one-frame SOT video
+                    stream.carry, stream.carry_feature, stream.first = new[0], None, False
+                    yield stream.request, [(TrackedFrame(new[0].index, new[0].timestamp, list(stream.box)), new[0])]
+
+    def _advance(
+        self, stream: _Stream, items: list[FrameItem], feats: list[torch.Tensor], result: dict[str, Any]
+    ) -> list[tuple[TrackedFrame, FrameItem]]:
+        """Record a clip's answer: emit its new frames and carry its last frame, feature and box to the next clip."""
+        stream.num_clips += 1
+        boxes, repaired = result["boxes"], result["repaired"]
+        emitted: list[tuple[TrackedFrame, FrameItem]] = []
+        skip = 0 if stream.first else 1  # the overlap frame was emitted with the previous clip
+        if boxes and boxes[0] is None:  # RSOT and nothing readable yet: wait for a clip that finds the object
+            stream.pending.extend(items[skip:])
+        else:
+            if stream.pending:
+                if not stream.first:  # the overlap frame waited too, but this clip did predict its box
+                    overlap = stream.pending.pop()
+                for item in stream.pending:
+                    emitted.append((TrackedFrame(item.index, item.timestamp, list(boxes[0]), True), item))
+                if not stream.first:
+                    emitted.append(
+                        (TrackedFrame(overlap.index, overlap.timestamp, list(boxes[0]), repaired[0]), overlap)
+                    )
+                stream.pending = []
+            for position in range(skip, len(items)):
+                item = items[position]
+                if stream.first and position == 0 and stream.box is not None:
+                    frame = TrackedFrame(item.index, item.timestamp, list(stream.box), False)  # the given box
+                else:
+                    frame = TrackedFrame(item.index, item.timestamp, list(boxes[position]), bool(repaired[position]))
+                emitted.append((frame, item))
+            stream.box = list(boxes[-1])
+        stream.first = False
+        stream.carry, stream.carry_feature = items[-1], feats[-1]
+        return emitted
+
+    def _finish(self, stream: _Stream) -> list[tuple[TrackedFrame, FrameItem]]:
+        """End of a video: frames where RSOT never found the object get the whole frame, marked repaired."""
+        width, height = stream.frame_size
+        whole = [0.0, 0.0, float(width), float(height)]
+        emitted = [(TrackedFrame(item.index, item.timestamp, list(whole), True), item) for item in stream.pending]
+        stream.pending = []
+        return emitted
+
+    def track_batch(
+        self,
+        sources: Sequence[VideoSource],
+        boxes: Sequence[Sequence[float] | None] | None = None,
+        expressions: Sequence[str | None] | None = None,
+    ) -> list[TrackResult]:
+        """Track several videos as one batch; returns one `TrackResult` per video."""
+        frames: list[list[TrackedFrame]] = [[] for _ in sources]
+        clip_counts = [0] * len(sources)
+        for number, emitted in self.iter_track(sources, boxes, expressions):
+            frames[number].extend(frame for frame, _ in emitted)
+        expressions = list(expressions) if expressions is not None else [None] * len(sources)
+        results = []
+        for number, source in enumerate(sources):
+            clip_counts[number] = max(1, math.ceil((len(frames[number]) - 1) / (self.clip_len - 1)))
+            task = RSOT if expressions[number] is not None else SOT
+            results.append(
+                TrackResult(
+                    frames[number],
+                    source.frame_size,
+                    source.fps,
+                    task,
+                    clip_counts[number],
+                    source.truncated,
+                    source.path,
+                )
+            )
+        return results
+
+    def track(
+        self,
+        video: str | Path | VideoSource | Sequence[Any],
+        box: Sequence[float] | None = None,
+        expression: str | None = None,
+        stride: int = 1,
+        max_frames: int | None = None,
+    ) -> TrackResult:
+        """Track one video (a path, a `VideoSource` or a list of frames) from a pixel `box` or an `expression`."""
+        return self.track_batch([self.source(video, stride, max_frames)], [box], [expression])[0]
+
+    def source(
+        self,
+        video: str | Path | VideoSource | Sequence[Any],
+        stride: int = 1,
+        max_frames: int | None = None,
+        keep_original: bool = False,
+    ) -> VideoSource:
+        """A `VideoSource` for a path (decoded at the model's input size), frames in memory, or a source as is."""
+        if isinstance(video, VideoSource):
+            return video
+        if isinstance(video, (str, Path)):
+            return VideoSource.from_path(video, self.model_size, stride, max_frames, keep_original)
+        frames = list(video)
+        numbers = list(range(0, len(frames), stride))[:max_frames]
+        return VideoSource.from_frames([frames[n] for n in numbers], indices=numbers)
+
+    # -- other tasks ------------------------------------------------------------------------------------------
+
+    def describe(
+        self,
+        frames: Sequence[Any],
+        box: Sequence[float],
+        frame_size: tuple[int, int] | None = None,
+        max_new_tokens: int = 64,
+    ) -> str:
+        """Video-REG: what is the object at pixel `box` in the first frame? Uses up to `clip_len` frames, evenly.
+
+        `frame_size` is the source's `(w, h)` when the frames were already resized (e.g. decoded at model size).
+        """
+        source = VideoSource.from_frames(frames)
+        size = tuple(frame_size) if frame_size is not None else source.frame_size
+        arrays = [item.frame for item in source.items]
+        if len(arrays) > self.clip_len:
+            picks = np.linspace(0, len(arrays) - 1, self.clip_len).round().astype(int)
+            arrays = [arrays[i] for i in picks]
+        checked = check_box(box, size)
+        prompt = self.processor.build_prompt(VIDEO_REG, len(arrays), box=normalize_box(checked, size))
+        return self._generate([prompt], self._encode_frames(arrays), max_new_tokens)[0].strip()
+
+    def ground(self, image: Any, expression: str, max_new_tokens: int | None = None) -> list[float] | None:
+        """REC: the pixel box of `expression` in `image`, or None when the model gives no well-formed box."""
+        if not expression or not expression.strip():
+            raise ValueError("The expression is empty; say which object to find.")
+        source = VideoSource.from_frames([image])
+        array = next(iter(source.items)).frame
+        prompt = self.processor.build_prompt(REC, 1, expression=expression)
+        budget = max_new_tokens or self._answer_budget(1)
+        text = self._generate([prompt], self._encode_frames([array]), budget)[0]
+        return self.processor.post_process_grounding(text, source.frame_size)[0]

@@ -1,0 +1,318 @@
+"""ElysiumTracker and the `elysium track/describe/ground` commands, on a tiny random model and generated videos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from elysium.inference.cli import main
+from elysium.inference.tracker import ElysiumTracker, VideoSource
+from elysium.processing.boxes import format_box, format_track
+from elysium.processing.video import probe_video, write_video
+
+WIDTH, HEIGHT, FPS = 64, 48, 10.0
+
+
+def moving_square(num_frames: int) -> list[np.ndarray]:
+    frames = []
+    for i in range(num_frames):
+        frame = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+        frame[10:20, 2 * i : 2 * i + 10] = 255
+        frames.append(frame)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def video20(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("videos") / "square.mp4"
+    write_video(path, moving_square(20), FPS)
+    return path
+
+
+@pytest.fixture()
+def tracker(model, processor) -> ElysiumTracker:
+    return ElysiumTracker(model, processor, max_new_tokens=12)  # random weights never stop: keep answers short
+
+
+def script_generate(model, tokenizer, answers: list[str], seen: list[str]) -> None:
+    """Replace `model.generate` with one that records each prompt and answers from `answers` (then garbage)."""
+    queue = list(answers)
+
+    def generate(input_ids, attention_mask=None, mm_encoder_outputs=None, **kwargs):
+        rows = []
+        for ids in input_ids:
+            seen.append(tokenizer.decode(ids, skip_special_tokens=True))
+            text = queue.pop(0) if queue else "o7^it ]]]["
+            rows.append(torch.cat([ids, torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"])]))
+        longest = max(len(row) for row in rows)
+        pad = tokenizer.pad_token_id
+        return torch.stack([torch.cat([row, torch.full((longest - len(row),), pad)]) for row in rows])
+
+    model.generate = generate
+
+
+def norm_track(start: int, count: int) -> list[list[float]]:
+    """Normalized boxes moving right by 0.01 per frame, starting at x1 = start/100."""
+    return [[(start + k) / 100, 0.2, (start + k + 20) / 100, 0.4] for k in range(count)]
+
+
+def test_tracks_every_frame_once_with_overlapping_clips(tracker, model, video20):
+    calls: list[int] = []
+    model.model.vision_tower.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    result = tracker.track(video20, box=[0, 10, 10, 20])
+    assert [f.index for f in result.frames] == list(range(20))
+    assert [f.time for f in result.frames] == pytest.approx([i / FPS for i in range(20)])
+    # clips 0-7, 7-14, 14-19: 8 + 7 + 5 new frames, each through the vision tower exactly once, one batch a clip
+    assert calls == [8, 7, 5]
+    assert result.num_clips == 3 and tracker.stats["clips"] == 3
+    assert result.frames[0].box == [0, 10, 10, 20] and not result.frames[0].repaired
+    assert result.frame_size == (WIDTH, HEIGHT)
+    for frame in result.frames:
+        x1, y1, x2, y2 = frame.box
+        assert 0 <= x1 < x2 <= WIDTH and 0 <= y1 < y2 <= HEIGHT
+
+
+def test_each_clip_starts_from_previous_clips_last_box(tracker, model, tokenizer, video20):
+    clip1, clip2, clip3 = norm_track(0, 8), norm_track(30, 8), norm_track(50, 6)
+    seen: list[str] = []
+    script_generate(model, tokenizer, [format_track(clip1), format_track(clip2), format_track(clip3)], seen)
+    result = tracker.track(video20, box=[0, 9.6, 12.8, 19.2])
+    assert len(seen) == 3
+    assert format_box([0, 0.2, 0.2, 0.4]) in seen[0]
+    assert format_box(clip1[-1]) in seen[1] and format_box(clip2[-1]) in seen[2]
+    assert seen[1].count("Frame") == 8 + 1 and seen[2].count("Frame") == 6 + 1  # frames + "in Frame 1"
+    expected = [None] + clip1[1:] + clip2[1:] + clip3[1:]  # the overlap frame keeps the earlier clip's box
+    for frame, box in zip(result.frames[1:], expected[1:]):
+        assert frame.box == pytest.approx([box[0] * WIDTH, box[1] * HEIGHT, box[2] * WIDTH, box[3] * HEIGHT])
+    assert result.num_repaired == 0
+
+
+def test_malformed_generations_are_repaired_frame_by_frame(tracker, model, tokenizer, video20):
+    broken = "Frame 1: [0,20,20,40], Frame 2: [5,20,25,40], Frame 3: [7,20,oops], Frame 5: [9,20,29,40]"
+    script_generate(model, tokenizer, [broken, "no boxes at all", "[[[[,,,]"], [])
+    result = tracker.track(video20, box=[0, 9.6, 12.8, 19.2])
+    assert len(result.frames) == 20
+    repaired = [f.repaired for f in result.frames]
+    assert repaired[:8] == [False, False, True, True, False, True, True, True]
+    assert result.frames[2].box == result.frames[1].box  # frame 3 broken: frame 2's box carried
+    assert all(repaired[8:]) and result.num_repaired == 5 + 12
+    assert all(f.box == result.frames[7].box for f in result.frames[7:])
+
+
+def test_garbage_from_the_real_generate_never_crashes(tracker, model, tokenizer, video20):
+    real = model.generate
+
+    def garbage(**kwargs):
+        out = real(**kwargs)
+        return torch.cat(
+            [kwargs["input_ids"], torch.randint(3, len(tokenizer), out[:, kwargs["input_ids"].shape[1] :].shape)], 1
+        )
+
+    model.generate = garbage
+    result = tracker.track(video20, box=[0, 10, 10, 20])
+    assert len(result.frames) == 20 and result.num_repaired >= 1
+
+
+def test_rsot_asks_with_expression_until_found_then_sot(tracker, model, tokenizer, video20):
+    seen: list[str] = []
+    clip2 = norm_track(10, 8)
+    script_generate(model, tokenizer, ["I cannot see it", format_track(clip2), format_track(norm_track(40, 6))], seen)
+    result = tracker.track(video20, expression="the white square")
+    assert "the white square" in seen[0] and "the white square" in seen[1]
+    assert "the white square" not in seen[2] and format_box(clip2[-1]) in seen[2]
+    assert [f.index for f in result.frames] == list(range(20))
+    first = [clip2[0][0] * WIDTH, clip2[0][1] * HEIGHT, clip2[0][2] * WIDTH, clip2[0][3] * HEIGHT]
+    assert all(f.repaired and f.box == pytest.approx(first) for f in result.frames[:7])  # back-filled
+    assert not any(f.repaired for f in result.frames[7:])
+
+
+def test_rsot_never_found_gives_whole_frame(tracker, model, tokenizer):
+    script_generate(model, tokenizer, [], [])
+    result = tracker.track(moving_square(5), expression="a ghost")
+    assert [f.box for f in result.frames] == [[0, 0, WIDTH, HEIGHT]] * 5 and result.num_repaired == 5
+
+
+def test_batch_of_videos_matches_one_by_one(tracker, video20):
+    short = moving_square(11)
+    single = [tracker.track(video20, box=[0, 10, 10, 20]).boxes, tracker.track(short, box=[2, 10, 12, 20]).boxes]
+    batch = tracker.track_batch(
+        [tracker.source(video20), VideoSource.from_frames(short)], boxes=[[0, 10, 10, 20], [2, 10, 12, 20]]
+    )
+    assert [len(r.frames) for r in batch] == [20, 11]
+    assert [r.boxes for r in batch] == single
+
+
+def test_one_frame_video_and_stride(tracker, video20):
+    assert tracker.track(moving_square(1), box=[0, 10, 10, 20]).boxes == [[0, 10, 10, 20]]
+    result = tracker.track(video20, box=[0, 10, 10, 20], stride=3, max_frames=5)
+    assert [f.index for f in result.frames] == [0, 3, 6, 9, 12]
+
+
+def test_describe_and_ground(tracker, model, tokenizer):
+    script_generate(model, tokenizer, ["a small white square", "[25,50,75,100]"], seen := [])
+    assert tracker.describe(moving_square(12), [0, 10, 10, 20]) == "a small white square"
+    assert seen[0].count("<image>") == 0 and "Frame 8:" in seen[0] and "Frame 9:" not in seen[0]
+    assert tracker.ground(moving_square(1)[0], "the square") == pytest.approx([16, 24, 48, 48])
+    assert tracker.ground(moving_square(1)[0], "the square") is None  # garbage -> no box, no crash
+
+
+# -- the CLI ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tokenizer) -> Path:
+    from conftest import IMAGE_SIZE, T_SELECTOR_TOKENS, tiny_config
+    from elysium.modeling_elysium import ElysiumForConditionalGeneration
+    from elysium.processing import ElysiumImageProcessor, ElysiumProcessor
+
+    folder = tmp_path_factory.mktemp("tiny_model")
+    torch.manual_seed(0)
+    model = ElysiumForConditionalGeneration(tiny_config(len(tokenizer), tokenizer.convert_tokens_to_ids("<image>")))
+    model.save_pretrained(folder)
+    size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    ElysiumProcessor(ElysiumImageProcessor(size=size), tokenizer, num_image_tokens=T_SELECTOR_TOKENS).save_pretrained(
+        folder
+    )
+    return folder
+
+
+def test_cli_track_writes_json_and_annotated_video(model_dir, video20, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(
+        [
+            "track",
+            str(video20),
+            "--box",
+            "0,10,10,20",
+            "--model",
+            str(model_dir),
+            "--out",
+            str(out),
+            "--quiet",
+            "--max-new-tokens",
+            "8",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert str(out / "track.json") in printed and str(out / "track.mp4") in printed
+    data = json.loads((out / "track.json").read_text())
+    assert data["num_frames"] == 20 and len(data["frames"]) == 20 and data["frame_size"] == [WIDTH, HEIGHT]
+    assert data["frames"][0] == {"index": 0, "time": 0.0, "box": [0, 10, 10, 20], "repaired": False}
+    assert data["num_repaired"] == sum(f["repaired"] for f in data["frames"])
+    info = probe_video(out / "track.mp4")
+    assert (info.width, info.height, info.num_frames) == (WIDTH, HEIGHT, 20)
+    assert not list(out.glob(".*tmp*"))  # nothing half-written left behind
+
+
+def test_cli_track_expression_folder_of_frames(model_dir, tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(moving_square(9)):
+        Image.fromarray(frame).save(folder / f"{i}.png")
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "track",
+                str(folder),
+                "--expression",
+                "the square",
+                "--model",
+                str(model_dir),
+                "--out",
+                str(out),
+                "--quiet",
+                "--max-new-tokens",
+                "8",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((out / "track.json").read_text())["num_frames"] == 9
+
+
+def noise_mkv(path: Path, cut: Path) -> None:
+    """A 30-frame mkv of noise (so its bytes spread over all frames) and its first half as `cut`."""
+    rng = np.random.default_rng(0)
+    write_video(path, [rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8) for _ in range(30)], FPS)
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _bad_inputs(tmp: Path, video: Path, model_dir: Path) -> dict[str, tuple[list[str], str]]:
+    text = tmp / "notes.mp4"
+    text.write_text("not a video")
+    empty = tmp / "empty.mp4"
+    empty.write_bytes(b"")
+    cut = tmp / "cut.mp4"
+    cut.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    cut_mkv = tmp / "cut.mkv"
+    noise_mkv(tmp / "long.mkv", cut_mkv)
+    m = ["--model", str(model_dir), "--quiet", "--out", str(tmp / "o"), "--max-new-tokens", "8"]
+    return {
+        "missing video": (["track", str(tmp / "nope.mp4"), "--box", "0,0,5,5", *m], "no such file"),
+        "not a video": (["track", str(text), "--box", "0,0,5,5", *m], "cannot open"),
+        "empty file": (["track", str(empty), "--box", "0,0,5,5", *m], "empty.mp4"),
+        "truncated mp4": (["track", str(cut), "--box", "0,0,5,5", *m], "cut.mp4"),
+        "truncated mkv": (["track", str(cut_mkv), "--box", "0,0,5,5", *m], "truncated"),
+        "box outside": (["track", str(video), "--box", "0,0,65,20", *m], "outside the frame"),
+        "box reversed": (["track", str(video), "--box", "10,10,0,20", *m], "x2<=x1"),
+        "box not numbers": (["track", str(video), "--box", "a,b,c,d", *m], "not four numbers"),
+        "empty expression": (["track", str(video), "--expression", "  ", *m], "empty"),
+        "missing model": (["track", str(video), "--box", "0,0,5,5", "--model", str(tmp / "none")], "does not exist"),
+        "no model": (["track", str(video), "--box", "0,0,5,5"], "no default model ships yet; pass --model"),
+        "model not saved": (["track", str(video), "--box", "0,0,5,5", "--model", str(tmp)], "config.json"),
+        "ground empty": (["ground", str(video), "--expression", "", "--model", str(model_dir)], "empty"),
+        "describe outside": (["describe", str(video), "--box", "0,0,99,99", "--model", str(model_dir)], "outside"),
+    }
+
+
+def test_cli_bad_inputs_exit_cleanly(model_dir, video20, tmp_path, capsys):
+    for name, (argv, needle) in _bad_inputs(tmp_path, video20, model_dir).items():
+        code = main(argv)
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code != 0, name
+        assert lines and lines[-1].startswith("error: ") and needle in lines[-1], (name, err)
+        assert "Traceback" not in err, name
+    assert not (tmp_path / "o" / "track.json").exists()  # the truncated video saved nothing
+
+
+def test_cli_allow_truncated_tracks_what_decodes(model_dir, tmp_path, capsys):
+    cut = tmp_path / "cut.mkv"
+    noise_mkv(tmp_path / "long.mkv", cut)
+    out = tmp_path / "o"
+    argv = [
+        "track",
+        str(cut),
+        "--box",
+        "0,10,10,20",
+        "--model",
+        str(model_dir),
+        "--out",
+        str(out),
+        "--quiet",
+        "--max-new-tokens",
+        "8",
+    ]
+    assert main([*argv, "--allow-truncated"]) == 0
+    data = json.loads((out / "track.json").read_text())
+    assert data["truncated"] and 0 < data["num_frames"] < 30
+    assert "truncated" in capsys.readouterr().out
+
+
+def test_cli_describe_and_ground_print_answers(model_dir, video20, tmp_path, capsys):
+    from PIL import Image
+
+    assert main(["describe", str(video20), "--box", "0,10,10,20", "--model", str(model_dir)]) == 0
+    assert capsys.readouterr().out.strip()
+    image = tmp_path / "a.png"
+    Image.fromarray(moving_square(1)[0]).save(image)
+    code = main(["ground", str(image), "--expression", "the square", "--model", str(model_dir)])
+    captured = capsys.readouterr()
+    assert (code == 0 and len(captured.out.strip().split(",")) == 4) or (code == 1 and "no box" in captured.err)
