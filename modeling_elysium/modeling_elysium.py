@@ -223,9 +223,11 @@ class ElysiumModel(ElysiumPreTrainedModel):
             inputs_embeds = inputs_embeds.masked_scatter(mask, image_features)
 
         max_positions = getattr(self.config.text_config, "max_position_embeddings", None)
-        if max_positions is not None and past_key_values is None and inputs_embeds.shape[1] > max_positions:
+        # Padding-free rows hold several samples: the limit applies to each sample's positions, not the row.
+        longest = inputs_embeds.shape[1] if position_ids is None else int(position_ids.max()) + 1
+        if max_positions is not None and past_key_values is None and longest > max_positions:
             raise ValueError(
-                f"The input is {inputs_embeds.shape[1]} tokens long but the language model holds "
+                f"The input is {longest} tokens long but the language model holds "
                 f"{max_positions}; give fewer frames (each costs {self.config.t_selector_tokens} tokens plus its "
                 "timestamp) or track the video in clips."
             )

@@ -1,0 +1,143 @@
+"""Sample building: clip sampling, answer-only labels, task and source mixing, bad images replaced by redraws."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import PIL.Image
+import pytest
+from elysium.processing.boxes import format_track
+from elysium.training.frames import FrameStore
+from elysium.training.mixture import GroundingSource, MixtureDataset, TrackSource, VideoQASource
+from elysium.training.records import UNREADABLE, SkipCounts, load_track_records, usable_track_records
+from elysium.training.samples import SampleBuilder, clip_indices
+from elysium.training.synthetic import generate_moving_squares
+
+
+def test_clip_indices_respect_length_stride_and_video():
+    rng = random.Random(0)
+    seen_counts, seen_strides = set(), set()
+    for _ in range(2000):
+        length = rng.randint(1, 200)
+        indices = clip_indices(length, rng)
+        assert 1 <= len(indices) <= 8 and indices[-1] < length and indices[0] >= 0
+        assert len(set(indices)) == len(indices) and (len(indices) >= 2 or length == 1)
+        strides = {b - a for a, b in zip(indices, indices[1:])}
+        assert len(strides) <= 1 and all(1 <= s <= 60 for s in strides)
+        seen_counts.add(len(indices))
+        seen_strides |= strides
+    assert seen_counts >= set(range(2, 9)) and max(seen_strides) > 30
+
+
+def _record(n: int = 50) -> dict:
+    return {
+        "frames": [f"v/{i:06d}.jpg" for i in range(n)],
+        "box": [[i / 100, 0.1, i / 100 + 0.2, 0.5] for i in range(n)],  # box i encodes its frame index
+        "object_description": "the red square on the white background",
+    }
+
+
+def test_track_examples_take_boxes_at_the_frame_indices_and_mix_tasks(processor):
+    builder = SampleBuilder(processor, task_weights={"sot": 2.0, "rsot": 1.0, "video_reg": 1.0})
+    rng, tasks = random.Random(1), Counter()
+    for _ in range(400):
+        example = builder.track_example(_record(), rng)
+        tasks[example.task] += 1
+        indices = [int(p.split("/")[1][:6]) for p in example.frames]
+        boxes = [_record()["box"][i] for i in indices]
+        if example.task in ("sot", "rsot"):
+            assert example.answers == [format_track(boxes)]
+        else:
+            assert example.answers == ["the red square on the white background"]
+        if example.task != "rsot":
+            assert f"[{round(100 * boxes[0][0])},10," in example.text  # the prompt box is the clip's first
+    assert 150 < tasks["sot"] < 250 and tasks["rsot"] > 60 and tasks["video_reg"] > 60
+    only_reg = SampleBuilder(processor, task_weights={"video_reg": 1.0})
+    assert {only_reg.track_example(_record(), rng).task for _ in range(20)} == {"video_reg"}
+
+
+def test_labels_cover_only_the_answer_and_its_end_token(processor):
+    builder = SampleBuilder(processor)
+    rng = random.Random(2)
+    for _ in range(10):
+        example = builder.track_example(_record(), rng)
+        sample = builder.encode(example, [PIL.Image.new("RGB", (20, 20))] * len(example.frames))
+        ids, labels = sample["input_ids"], sample["labels"]
+        learned = ids[labels != -100]
+        assert processor.tokenizer.decode(learned) == example.answers[0] + "</s>"
+        assert learned[-1] == processor.tokenizer.eos_token_id
+        first = int((labels != -100).nonzero()[0])
+        assert (labels[first:] != -100).all()  # one contiguous answer at the end
+        assert (ids == processor.image_token_id).sum() == len(example.frames) * processor.num_image_tokens
+        assert (labels[ids == processor.image_token_id] == -100).all()
+        assert sample["pixel_values"].shape[0] == len(example.frames)
+
+
+@pytest.fixture()
+def mixed_sources(tmp_path: Path, processor):
+    jsonl = generate_moving_squares(tmp_path, num_videos=3, num_frames=10, size=32)
+    (tmp_path / "frames" / "square0002" / "000004.jpg").write_bytes(b"not a jpeg")  # unreadable on decode
+    counts = SkipCounts()
+    track = TrackSource(
+        usable_track_records(load_track_records(str(jsonl), str(tmp_path / "frames")), counts),
+        FrameStore.from_path(tmp_path / "frames"),
+    )
+    PIL.Image.new("RGB", (40, 30), "blue").save(tmp_path / "coco.jpg")
+    grounding = GroundingSource(
+        [{"image": "coco.jpg", "box": [0.1, 0.2, 0.5, 0.9], "expression": "the blue wall"}], tmp_path
+    )
+    qa = VideoQASource(
+        [
+            {
+                "frames": [f"square0000/{i:06d}.jpg" for i in range(10)],
+                "conversations": [
+                    {"from": "human", "value": "<video>\nWhat moves?"},
+                    {"from": "gpt", "value": "A square."},
+                    {"from": "human", "value": "Which color?"},
+                    {"from": "gpt", "value": "Red."},
+                ],
+            }
+        ],
+        FrameStore.from_path(tmp_path / "frames"),
+    )
+    return track, grounding, qa
+
+
+def test_mixture_follows_weights_is_deterministic_and_survives_bad_images(processor, mixed_sources):
+    builder = SampleBuilder(processor, max_frames=4)
+    runtime = SkipCounts()
+    mixture = MixtureDataset(list(mixed_sources), builder, length=60, weights=[4, 1, 1], seed=7, counts=runtime)
+    samples = [mixture[i] for i in range(60)]
+    tasks = Counter(s["task"] for s in samples)
+    assert tasks["sot"] + tasks["rsot"] + tasks["video_reg"] > tasks["rec"] + tasks["reg"] + tasks["video_qa"]
+    assert tasks["rec"] + tasks["reg"] > 0 and tasks["video_qa"] > 0
+    assert runtime.as_dict().get(UNREADABLE, 0) > 0  # square0002's clips that hit the broken frame were redrawn
+
+    qa = next(s for s in samples if s["task"] == "video_qa")
+    learned = processor.tokenizer.decode(qa["input_ids"][qa["labels"] != -100])
+    assert learned == "A square.</s>Red.</s>" and qa["pixel_values"].shape[0] == 4
+
+    again = MixtureDataset(list(mixed_sources), builder, length=60, weights=[4, 1, 1], seed=7)
+    assert all((again[i]["input_ids"] == samples[i]["input_ids"]).all() for i in (0, 17, 59))
+    again.set_epoch(1)
+    assert any(
+        again[i]["input_ids"].shape != samples[i]["input_ids"].shape
+        or (again[i]["input_ids"] != samples[i]["input_ids"]).any()
+        for i in range(10)
+    )
+
+    hf = mixture.as_hf_dataset()
+    assert len(hf) == 60 and (hf[17]["input_ids"] == samples[17]["input_ids"]).all()
+
+
+def test_streaming_records_feed_the_sample_builder(processor, tmp_path):
+    from elysium.training.mixture import StreamingTrackDataset
+
+    jsonl = generate_moving_squares(tmp_path, num_videos=3, num_frames=8, size=32)
+    stream = usable_track_records(
+        load_track_records(str(jsonl), str(tmp_path / "frames"), streaming=True), SkipCounts()
+    )
+    samples = list(StreamingTrackDataset(stream, FrameStore.from_path(tmp_path / "frames"), SampleBuilder(processor)))
+    assert len(samples) == 3 and all((s["labels"] != -100).any() for s in samples)

@@ -1,0 +1,77 @@
+"""A run killed mid-way and restarted with the same config continues exactly where it stopped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from elysium.training.config import load_config
+from elysium.training.sft import train
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+TINY_SMOKE = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny-smoke.yaml"
+
+
+class Crash(RuntimeError):
+    pass
+
+
+class CrashAt(TrainerCallback):
+    """Simulates a killed job: raises once `global_step` reaches `step`."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise Crash(f"killed at step {self.step}")
+
+
+def _config(tmp_path: Path, name: str) -> dict:
+    return load_config(
+        TINY_SMOKE,
+        [
+            "--data.synthetic",
+            json.dumps({"out_dir": str(tmp_path / "data"), "num_videos": 8, "num_frames": 10}),
+            "--data.samples_per_epoch",
+            "24",
+            "--training.output_dir",
+            str(tmp_path / name),
+            "--training.max_steps",
+            "8",
+            "--training.save_steps",
+            "4",
+            "--training.logging_steps",
+            "1",
+            "--training.per_device_train_batch_size",
+            "2",
+        ],
+    )
+
+
+def _losses(trainer) -> dict[int, float]:
+    return {e["step"]: e["loss"] for e in trainer.state.log_history if "loss" in e}
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+    full = train(_config(tmp_path, "full"))  # 8 steps = 16 samples: crosses no epoch; 24 a epoch
+    with pytest.raises(Crash):
+        train(_config(tmp_path, "resumed"), callbacks=[CrashAt(6)])
+    assert (tmp_path / "resumed" / "checkpoint-4").is_dir() and not (tmp_path / "resumed" / "final").exists()
+    skip_json = json.loads((tmp_path / "resumed" / "checkpoint-4" / "data_skip_counts.json").read_text())
+    assert skip_json["global_step"] == 4 and skip_json["validation"] == {"used": 8}
+
+    resumed = train(_config(tmp_path, "resumed"))
+    assert resumed.state.global_step == 8
+    full_losses, resumed_losses = _losses(full), _losses(resumed)
+    for step in range(5, 9):
+        assert resumed_losses[step] == pytest.approx(full_losses[step], abs=1e-5), step
+
+    a = load_file(tmp_path / "full" / "final" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "final" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=0)

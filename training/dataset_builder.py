@@ -1,0 +1,65 @@
+"""The training dataset a config's `data` section describes: validated sources mixed with their weights."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from elysium.processing import ElysiumProcessor
+
+from .frames import FrameStore
+from .mixture import GroundingSource, MixtureDataset, Source, TrackSource, VideoQASource
+from .records import SkipCounts, load_track_records, read_jsonl_lenient, usable_track_records
+from .samples import SampleBuilder
+
+logger = logging.getLogger("elysium.training")
+
+
+def build_sample_builder(data_cfg: dict[str, Any], processor: ElysiumProcessor) -> SampleBuilder:
+    return SampleBuilder(
+        processor,
+        task_weights={k: float(v) for k, v in (data_cfg.get("task_weights") or {}).items()}
+        or {"sot": 1.0, "rsot": 1.0, "video_reg": 1.0},
+        min_frames=int(data_cfg.get("min_frames", 2)),
+        max_frames=int(data_cfg.get("max_frames", 8)),
+        max_stride=int(data_cfg.get("max_stride", 60)),
+        max_length=data_cfg.get("max_length"),
+    )
+
+
+def build_train_dataset(
+    data_cfg: dict[str, Any], processor: ElysiumProcessor, seed: int, validation: SkipCounts, runtime: SkipCounts
+) -> MixtureDataset:
+    """Sources from `track` (JSONL files + `frames_root`), `grounding` and `video_qa`, mixed by `weights`.
+
+    `validation` receives the counts of records dropped up front; `runtime` those dropped while training
+    (unreadable images, over-long samples).
+    """
+    sources: list[Source] = []
+    weights_cfg = data_cfg.get("weights") or {}
+    track_files = data_cfg.get("track") or []
+    if track_files:
+        frames_root = data_cfg.get("frames_root")
+        records = usable_track_records(load_track_records(track_files, frames_root=frames_root), validation)
+        sources.append(TrackSource(records, FrameStore.from_path(frames_root)))
+    if data_cfg.get("grounding"):
+        spec = data_cfg["grounding"]
+        rows = read_jsonl_lenient(spec["file"], validation)
+        sources.append(GroundingSource(rows, Path(spec.get("image_root", "."))))
+    if data_cfg.get("video_qa"):
+        spec = data_cfg["video_qa"]
+        rows = read_jsonl_lenient(spec["file"], validation)
+        sources.append(VideoQASource(rows, FrameStore.from_path(spec.get("frames_root"))))
+    if not sources:
+        raise ValueError("data: give at least one of track, grounding, video_qa")
+    weights = [float(weights_cfg.get(s.name, 1.0)) for s in sources]
+    length = int(data_cfg.get("samples_per_epoch") or sum(len(s) for s in sources))
+    logger.info(
+        "data: %s; skipped up front: %s",
+        ", ".join(f"{s.name}={len(s)} (weight {w:g})" for s, w in zip(sources, weights)),
+        validation.as_dict(),
+    )
+    return MixtureDataset(
+        sources, build_sample_builder(data_cfg, processor), length, weights, seed=seed, counts=runtime
+    )

@@ -1,0 +1,211 @@
+"""Weighted mixture of training sources as a map-style dataset whose items depend only on (seed, epoch, index).
+
+Our own sampler rather than `interleave_datasets`: the draw for item `i` is seeded by `(seed, epoch, i)`, so
+Trainer's resume (which skips already-seen indices without loading them) continues with exactly the samples an
+uninterrupted run would have seen, and a bad record is replaced by another draw instead of crashing the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import datasets
+import PIL.Image
+from elysium.processing.boxes import BoxError
+from torch.utils.data import Dataset, IterableDataset
+
+from .frames import FrameStore
+from .records import MALFORMED, UNREADABLE, SkipCounts, box_is_valid
+from .samples import Example, SampleBuilder, SampleTooLong
+
+logger = logging.getLogger(__name__)
+TOO_LONG = "too_long"
+
+
+class Source(Protocol):
+    """A pool of records that can turn one of them into an `Example` and load its frames."""
+
+    name: str
+
+    def __len__(self) -> int: ...
+
+    def example(self, index: int, builder: SampleBuilder, rng: random.Random) -> Example: ...
+
+    def load_frames(self, example: Example) -> list[PIL.Image.Image]: ...
+
+
+@dataclass
+class TrackSource:
+    """ElysiumTrack records (a filtered `datasets.Dataset`) with their frames (SOT / RSOT / Video-REG)."""
+
+    records: datasets.Dataset
+    frames: FrameStore
+    name: str = "track"
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def example(self, index: int, builder: SampleBuilder, rng: random.Random) -> Example:
+        return builder.track_example(self.records[index], rng)
+
+    def load_frames(self, example: Example) -> list[PIL.Image.Image]:
+        return [self.frames.open_image(path) for path in example.frames]
+
+
+@dataclass
+class GroundingSource:
+    """RefCOCO-style image records `{image, box (normalized), expression}` (REC / REG)."""
+
+    records: list[dict[str, Any]]
+    image_root: Path
+    name: str = "grounding"
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def example(self, index: int, builder: SampleBuilder, rng: random.Random) -> Example:
+        record = self.records[index]
+        if not box_is_valid(record.get("box", ())):
+            raise BoxError(f"grounding record {index} has an unusable box {record.get('box')!r}")
+        return builder.grounding_example(record, rng)
+
+    def load_frames(self, example: Example) -> list[PIL.Image.Image]:
+        with PIL.Image.open(self.image_root / example.frames[0]) as image:
+            return [image.convert("RGB")]
+
+
+@dataclass
+class VideoQASource:
+    """VideoQA conversations over frame files `{frames, conversations}`."""
+
+    records: list[dict[str, Any]]
+    frames: FrameStore
+    name: str = "video_qa"
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def example(self, index: int, builder: SampleBuilder, rng: random.Random) -> Example:
+        return builder.video_qa_example(self.records[index], rng)
+
+    def load_frames(self, example: Example) -> list[PIL.Image.Image]:
+        return [self.frames.open_image(path) for path in example.frames]
+
+
+def encode_from(source: Source, index: int, builder: SampleBuilder, rng: random.Random, counts: SkipCounts):
+    """One encoded sample from `source[index]`, or None after counting why it could not be used."""
+    try:
+        example = source.example(index, builder, rng)
+    except (KeyError, TypeError, ValueError) as error:  # BoxError is a ValueError
+        counts.add(MALFORMED)
+        logger.debug("skipping %s[%d]: %s", source.name, index, error)
+        return None
+    try:
+        images = source.load_frames(example)
+    except (OSError, ValueError) as error:  # missing, truncated or undecodable image files
+        counts.add(UNREADABLE)
+        logger.debug("skipping %s[%d]: %s", source.name, index, error)
+        return None
+    try:
+        return builder.encode(example, images)
+    except SampleTooLong:
+        counts.add(TOO_LONG)
+        return None
+
+
+class MixtureDataset(Dataset):
+    """`length` samples an epoch, each from a source drawn with `weights`; bad draws retried up to `retries`."""
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        builder: SampleBuilder,
+        length: int,
+        weights: Sequence[float] | None = None,
+        seed: int = 0,
+        counts: SkipCounts | None = None,
+        retries: int = 20,
+    ):
+        if not sources or any(len(s) == 0 for s in sources):
+            raise ValueError("every training source needs at least one usable record")
+        self.sources = list(sources)
+        self.weights = list(weights) if weights is not None else [1.0] * len(self.sources)
+        self.builder, self.length, self.seed, self.retries = builder, length, seed, retries
+        self.counts = counts if counts is not None else SkipCounts()
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """New clips, tasks and paraphrases every epoch (called by `EpochCallback`)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
+        for _ in range(self.retries):
+            source = rng.choices(self.sources, weights=self.weights)[0]
+            sample = encode_from(source, rng.randrange(len(source)), self.builder, rng, self.counts)
+            if sample is not None:
+                return sample
+        raise RuntimeError(f"{self.retries} draws in a row were unusable; see the skip counts for why")
+
+    def __call__(self, batch: dict[str, list[int]]) -> dict[str, list[Any]]:
+        """The `datasets` transform: a batch of `index` values -> encoded samples as columns."""
+        samples = [self[int(i)] for i in batch["index"]]
+        return {key: [s[key] for s in samples] for key in samples[0]}
+
+    def as_hf_dataset(self) -> datasets.Dataset:
+        """A `datasets.Dataset` of indices that builds samples on access (TRL's SFTTrainer takes only `datasets`)."""
+        indices = datasets.Dataset.from_dict({"index": list(range(self.length))})
+        indices.set_transform(self)
+        return indices
+
+
+class StreamingTrackDataset(IterableDataset):
+    """Samples from a streaming `datasets.IterableDataset` of track records (the full 1.27M without an index).
+
+    Order comes from `records.shuffle(seed, buffer_size)`; resume re-reads and skips, as Trainer does for
+    iterable datasets. Shard across ranks with `datasets.distributed.split_dataset_by_node` before passing.
+    """
+
+    def __init__(
+        self,
+        records: datasets.IterableDataset,
+        frames: FrameStore,
+        builder: SampleBuilder,
+        seed: int = 0,
+        counts: SkipCounts | None = None,
+    ):
+        self.records, self.frames, self.builder, self.seed = records, frames, builder, seed
+        self.counts = counts if counts is not None else SkipCounts()
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.records, "set_epoch"):
+            self.records.set_epoch(self.epoch)
+
+    def __iter__(self):
+        source = TrackSource(records=None, frames=self.frames)  # type: ignore[arg-type]
+        for index, record in enumerate(self.records):
+            rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
+            try:
+                example = self.builder.track_example(record, rng)
+            except (KeyError, TypeError, ValueError):
+                self.counts.add(MALFORMED)
+                continue
+            try:
+                images = source.load_frames(example)
+            except (OSError, ValueError):
+                self.counts.add(UNREADABLE)
+                continue
+            try:
+                yield self.builder.encode(example, images)
+            except SampleTooLong:
+                self.counts.add(TOO_LONG)

@@ -1,0 +1,119 @@
+"""Model and processor for a training config, and what each stage trains.
+
+Stage 1 trains only the T-Selector and the projector (vision tower and LLM frozen), stage 2 everything, and
+`lora` puts LoRA adapters on the LLM's attention projections while the T-Selector and projector train fully.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from elysium.modeling_elysium import ElysiumConfig, ElysiumForConditionalGeneration
+from elysium.processing import ElysiumImageProcessor, ElysiumProcessor
+from torch import nn
+
+STAGES = ("stage1", "stage2", "lora")
+CONNECTOR_MODULES = ("t_selector", "multi_modal_projector")
+# Only the LLM's attention: CLIP's attention also has q_proj/k_proj/v_proj, which must stay frozen.
+LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
+
+
+def tiny_model_config(
+    vocab_size: int,
+    image_token_id: int,
+    image_size: int = 28,
+    t_selector_tokens: int = 2,
+    max_position_embeddings: int = 4096,
+) -> ElysiumConfig:
+    """A random Elysium small enough to train on CPU in seconds (2-layer CLIP and Llama, width 32)."""
+    vision = dict(
+        model_type="clip_vision_model",
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=image_size,
+        patch_size=14,
+    )
+    text = dict(
+        model_type="llama",
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=vocab_size,
+        max_position_embeddings=max_position_embeddings,
+    )
+    return ElysiumConfig(
+        vision_config=vision, text_config=text, image_token_id=image_token_id, t_selector_tokens=t_selector_tokens
+    )
+
+
+def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForConditionalGeneration, ElysiumProcessor]:
+    """From `model_name_or_path` (an Elysium folder), `vision_model` + `text_model` (the paper's start), or
+    `tiny: true` (random, with the synthetic tokenizer)."""
+    attn = model_cfg.get("attn_implementation", "sdpa")
+    dtype = getattr(torch, model_cfg.get("dtype", "float32"))
+    if model_cfg.get("model_name_or_path"):
+        path = model_cfg["model_name_or_path"]
+        model = ElysiumForConditionalGeneration.from_pretrained(path, attn_implementation=attn, dtype=dtype)
+        processor = ElysiumProcessor.from_pretrained(path)
+    elif model_cfg.get("vision_model") and model_cfg.get("text_model"):
+        tokens = int(model_cfg.get("t_selector_tokens", 108))
+        model = ElysiumForConditionalGeneration.from_vision_text_pretrained(
+            model_cfg["vision_model"], model_cfg["text_model"], t_selector_tokens=tokens
+        )
+        model.set_attn_implementation(attn)
+        processor = ElysiumProcessor.from_vision_text_pretrained(
+            model_cfg["vision_model"], model_cfg["text_model"], t_selector_tokens=tokens
+        )
+    elif model_cfg.get("tiny"):
+        from .synthetic import synthetic_tokenizer
+
+        tokenizer = synthetic_tokenizer()
+        size = int(model_cfg.get("image_size", 28))
+        tokens = int(model_cfg.get("t_selector_tokens", 2))
+        config = tiny_model_config(len(tokenizer), tokenizer.convert_tokens_to_ids("<image>"), size, tokens)
+        torch.manual_seed(int(model_cfg.get("init_seed", 0)))
+        model = ElysiumForConditionalGeneration(config)
+        model.set_attn_implementation(attn)
+        processor = ElysiumProcessor(
+            ElysiumImageProcessor(size={"height": size, "width": size}), tokenizer, num_image_tokens=tokens
+        )
+    else:
+        raise ValueError("model: give model_name_or_path, vision_model + text_model, or tiny: true")
+    return model, processor
+
+
+def set_trainable(model: ElysiumForConditionalGeneration, stage: str, lora: dict[str, Any] | None = None) -> nn.Module:
+    """Freeze per stage; for `lora`, returns the PEFT-wrapped model. Reports nothing: see `count_parameters`."""
+    if stage not in STAGES:
+        raise ValueError(f"stage {stage!r}: choose one of {', '.join(STAGES)}")
+    if stage == "stage2":
+        model.requires_grad_(True)
+        return model
+    model.requires_grad_(False)
+    if stage == "stage1":
+        for name in CONNECTOR_MODULES:
+            getattr(model.model, name).requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    lora = lora or {}
+    peft_config = LoraConfig(
+        r=int(lora.get("r", 16)),
+        lora_alpha=int(lora.get("alpha", 32)),
+        lora_dropout=float(lora.get("dropout", 0.05)),
+        target_modules=LORA_TARGETS,
+        modules_to_save=list(CONNECTOR_MODULES),  # trained in full and saved with the adapter
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, peft_config)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())

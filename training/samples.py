@@ -1,0 +1,148 @@
+"""Training samples: a record and a seeded RNG -> prompt, answer, frames -> `input_ids`, `labels`, `pixel_values`.
+
+Every random choice (clip length, stride, start, task, paraphrase) comes from the RNG the caller passes, so a
+sample is a pure function of (seed, epoch, index): resuming a run or re-running a test gives the same batches.
+Loss is only on the answer: labels are -100 on the system text, the question and the image tokens; the `</s>`
+closing each answer is learned so the model knows when to stop.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import PIL.Image
+import torch
+from elysium.processing import ElysiumProcessor
+from elysium.processing.boxes import format_box
+from elysium.processing.prompts import REC, REG, RSOT, SOT, VIDEO_QA, VIDEO_REG
+
+ASSISTANT_TAG = " ASSISTANT: "
+END_OF_ANSWER = "</s>"
+TRACK_TASKS = (SOT, RSOT, VIDEO_REG)
+
+
+class SampleTooLong(ValueError):
+    """The encoded sample exceeds `max_length`; truncating would cut image tokens, so it is skipped instead."""
+
+
+@dataclass
+class Example:
+    """One training conversation before tokenization: frame references and the rendered text."""
+
+    task: str
+    frames: list[Any]  # relative paths (resolved by the source) or PIL images
+    text: str
+    answers: list[str]
+
+
+def clip_indices(
+    video_length: int, rng: random.Random, min_frames: int = 2, max_frames: int = 8, max_stride: int = 60
+) -> list[int]:
+    """Frame indices of a clip: 2..8 frames at a stride 1..60, both clamped so the clip fits the video."""
+    if video_length < 1:
+        raise ValueError("a video needs at least one frame")
+    count = min(rng.randint(min_frames, max_frames), video_length)
+    stride = rng.randint(1, max_stride)
+    if count > 1:
+        stride = min(stride, (video_length - 1) // (count - 1))
+    start = rng.randint(0, video_length - 1 - (count - 1) * stride)
+    return [start + i * stride for i in range(count)]
+
+
+@dataclass
+class SampleBuilder:
+    """Turns records into `Example`s and encodes them with the processor (pixel values via its image processor)."""
+
+    processor: ElysiumProcessor
+    task_weights: dict[str, float] = field(default_factory=lambda: {SOT: 1.0, RSOT: 1.0, VIDEO_REG: 1.0})
+    min_frames: int = 2
+    max_frames: int = 8
+    max_stride: int = 60
+    max_length: int | None = None
+
+    def track_example(self, record: dict[str, Any], rng: random.Random) -> Example:
+        """A clip of an ElysiumTrack record, boxes taken at exactly the frame indices, and a drawn task."""
+        indices = clip_indices(len(record["frames"]), rng, self.min_frames, self.max_frames, self.max_stride)
+        frames = [record["frames"][i] for i in indices]
+        boxes = [record["box"][i] for i in indices]
+        tasks = [t for t in TRACK_TASKS if self.task_weights.get(t, 0) > 0]
+        task = rng.choices(tasks, weights=[self.task_weights[t] for t in tasks])[0]
+        description = record["object_description"].strip()
+        if task == SOT:
+            answer = self.processor.format_track_answer(boxes)
+            text = self.processor.build_prompt(SOT, len(frames), box=boxes[0], answer=answer, paraphrase=None, rng=rng)
+        elif task == RSOT:
+            answer = self.processor.format_track_answer(boxes)
+            text = self.processor.build_prompt(
+                RSOT, len(frames), expression=description, answer=answer, paraphrase=None, rng=rng
+            )
+        else:
+            answer = description
+            text = self.processor.build_prompt(
+                VIDEO_REG, len(frames), box=boxes[0], answer=answer, paraphrase=None, rng=rng
+            )
+        return Example(task, frames, text, [answer])
+
+    def grounding_example(self, record: dict[str, Any], rng: random.Random) -> Example:
+        """RefCOCO-style `{image, box (normalized), expression}` as REC (box answer) or REG (expression answer)."""
+        box, expression = record["box"], str(record.get("expression") or "").strip()
+        if not expression:
+            raise ValueError("empty expression")
+        if rng.random() < 0.5:
+            task, answer = REC, format_box(box)
+            text = self.processor.build_prompt(REC, 1, expression=expression, answer=answer, paraphrase=None, rng=rng)
+        else:
+            task, answer = REG, expression
+            text = self.processor.build_prompt(REG, 1, box=box, answer=answer, paraphrase=None, rng=rng)
+        return Example(task, [record["image"]], text, [answer])
+
+    def video_qa_example(self, record: dict[str, Any], rng: random.Random) -> Example:
+        """`{frames, conversations: [{from: human|gpt, value}, ...]}` (LLaVA style); loss on every answer turn."""
+        frames = list(record["frames"])
+        if len(frames) > self.max_frames:  # uniform coverage of the video, as for inference on QA
+            step = len(frames) / self.max_frames
+            frames = [frames[int(i * step)] for i in range(self.max_frames)]
+        messages, answers = [], []
+        for turn in record["conversations"]:
+            value = str(turn["value"]).replace("<image>", "").replace("<video>", "").strip()
+            if turn["from"] in ("human", "user"):
+                content = [{"type": "text", "text": value}]
+                if not messages:
+                    content = [{"type": "image"} for _ in frames] + content
+                messages.append({"role": "user", "content": content})
+            else:
+                messages.append({"role": "assistant", "content": [{"type": "text", "text": value}]})
+                answers.append(value)
+        if not answers or not messages or messages[0]["role"] != "user":
+            raise ValueError("a VideoQA record needs a question first and at least one answer")
+        text = self.processor.apply_chat_template(messages, tokenize=False)
+        return Example(VIDEO_QA, frames, text, answers)
+
+    def encode(self, example: Example, images: Sequence[PIL.Image.Image]) -> dict[str, Any]:
+        """Tokenize with image tokens expanded and labels only on the answers (their `</s>` included)."""
+        processor = self.processor
+        text = example.text.replace(processor.image_token, processor.image_token * processor.num_image_tokens)
+        spans, cursor = [], 0
+        for _ in example.answers:
+            start = text.index(ASSISTANT_TAG, cursor) + len(ASSISTANT_TAG)
+            end = text.index(END_OF_ANSWER, start) + len(END_OF_ANSWER)
+            spans.append((start, end))
+            cursor = end
+        encoding = processor.tokenizer(text, return_offsets_mapping=True, add_special_tokens=True)
+        input_ids = list(encoding["input_ids"])
+        labels = [
+            token if any(s < token_end and token_start < e for s, e in spans) and token_end > token_start else -100
+            for token, (token_start, token_end) in zip(input_ids, encoding["offset_mapping"])
+        ]
+        if self.max_length is not None and len(input_ids) > self.max_length:
+            raise SampleTooLong(f"{len(input_ids)} tokens > max_length {self.max_length}")
+        pixel_values = processor.image_processor(list(images))["pixel_values"]
+        return {
+            "input_ids": torch.tensor(input_ids, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "pixel_values": pixel_values,
+            "task": example.task,
+        }

@@ -1,0 +1,1116 @@
+"""Procedurally generated tracking videos in the ElysiumTrack-1M record format.
+
+Why: a tiny model must be trainable and testable on CPU with ground truth that is exact, so the
+loaders, training and evaluation can be exercised end to end without the 1.27M-record corpus.
+Every video holds 2..4 nameable objects (color, shape, size, texture) that move smoothly or
+abruptly, change scale, pass over each other (a fixed z-order), leave and re-enter the frame, and
+share a color or a shape with a distractor, on a cluttered background.
+
+Layout written under ``out_dir`` (the same as ElysiumTrack-1M, so ``FrameStore(out_dir)`` reads it)::
+
+    frames/<vid>/000000.jpg ...     JPEG frames
+    annotations.jsonl               one record per track (object), written atomically at the end
+    synth_config.json               the settings; a resumed run must use the same ones
+
+Conventions:
+
+* Boxes are the tight box of the object's drawn pixels (the whole shape, also where another object
+  covers it: amodal, as tracking datasets annotate), clipped to the frame, ``[x1,y1,x2,y2]``
+  normalized by the frame size with ``x2 = (last column + 1) / W``.
+* Frames where the object is out of view (less than 2 px of it inside the frame in either
+  direction) are **dropped** from its record, so every box is valid for the loader; a record's
+  frames can therefore skip indices (``metadata.frame_indices`` gives the original ones), which a
+  clip sampler reads like a longer stride: the object is seen leaving and coming back. Every object
+  starts fully in view, so each record's first frame is frame 0, where the expression is checked.
+  Tracks with fewer than ``min_track_frames`` frames in view are not written.
+* ``expression`` is checked to pick exactly one object of the video in frame 0 (see
+  :func:`expression_matches`); ``object_description`` is the Video-REG text of the whole track.
+* Each video is drawn from its own ``numpy`` generator seeded by ``(seed, video index)``, so a
+  video does not depend on how many were made before it (resuming and extending give the same
+  files). Real photographs are used as some backgrounds when an installed package ships them
+  (``skimage`` data, matplotlib's sample photo); the objects and texts do not depend on that, but
+  the pixels then differ between machines with and without those packages (``photos=False``
+  makes them identical everywhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import itertools
+import json
+import math
+import os
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+from tqdm.auto import tqdm
+
+__all__ = [
+    "COLORS",
+    "SHAPES",
+    "SIZES",
+    "SOURCE",
+    "TEXTURES",
+    "DemoVideo",
+    "SynthConfig",
+    "SynthSummary",
+    "add_synth_arguments",
+    "expression_matches",
+    "render_video",
+    "run_synth",
+    "synthesize",
+    "texture_color",
+    "write_demo_video",
+]
+
+SOURCE = "elysium-synth"
+VERSION = 1
+
+# Well separated in RGB (the closest pair, orange/yellow, is ~80 levels apart) and easy to name.
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (215, 35, 35),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (240, 215, 40),
+    "purple": (140, 60, 190),
+    "orange": (245, 135, 30),
+    "white": (245, 245, 245),
+    "black": (20, 20, 20),
+}
+SHAPES = ("circle", "square", "triangle", "star", "diamond", "cross")
+# Side of the shape's bounding square as a fraction of min(W, H) in frame 0; gaps between the
+# ranges keep the size words visually distinct.
+SIZES: dict[str, tuple[float, float]] = {"small": (0.13, 0.16), "medium": (0.21, 0.25), "large": (0.30, 0.35)}
+TEXTURES = ("plain", "striped", "dotted")
+
+# Speed in fractions of the frame diagonal per frame: description bins and generation ranges
+# (generation stays clear of the bin edges so the words match what is drawn).
+_STILL, _SLOW, _FAST = 0.003, 0.012, 0.025
+_SPEEDS = {"slow": (0.005, 0.010), "normal": (0.014, 0.022), "fast": (0.028, 0.036)}
+_DIRECTIONS = (
+    "to the right",
+    "up and to the right",
+    "up",
+    "up and to the left",
+    "to the left",
+    "down and to the left",
+    "down",
+    "down and to the right",
+)
+_MIN_VISIBLE_PX = 2  # an object with less than this inside the frame (either way) is out of view
+_POSITION_MARGIN = 0.12  # fraction of W (or H) that "on the left" needs between the objects' centers
+_BG_PAD = 8  # background is drawn larger than the frame and panned by up to this many pixels
+
+
+def texture_color(color: str) -> tuple[int, int, int]:
+    """The second color of striped/dotted textures: a shade of the same hue, so the color word stays true."""
+    r, g, b = COLORS[color]
+    if color == "black":
+        return (105, 105, 105)
+    if color == "white":
+        return (160, 160, 160)
+    return (int(r * 0.55), int(g * 0.55), int(b * 0.55))
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Generator settings (all but the seed and video count); saved beside the data to make resuming safe."""
+
+    size: tuple[int, int] = (160, 120)
+    frames_per_video: tuple[int, int] = (24, 48)
+    objects_per_video: tuple[int, int] = (2, 4)
+    tracks_per_video: int | None = None  # None: every object is a track; else that many (the rest only distract)
+    min_track_frames: int = 8
+    photos: bool = True
+    jpeg_quality: int = 90
+    p_abrupt: float = 0.35
+    p_scale: float = 0.3
+    p_leave: float = 0.25
+    p_distractor: float = 0.6
+    p_occlusion: float = 0.4
+    p_photo: float = 0.3
+
+    def check(self) -> None:
+        """Reject settings that cannot make valid videos, with the fix in the message."""
+        w, h = self.size
+        if w < 32 or h < 32:
+            raise ValueError(f"size {w}x{h} is too small; use at least 32x32 (default 160x120)")
+        lo, hi = self.frames_per_video
+        if not 2 <= lo <= hi:
+            raise ValueError(f"frames per video {lo},{hi}: need 2 <= MIN <= MAX")
+        a, b = self.objects_per_video
+        if not 1 <= a <= b <= 6:
+            raise ValueError(f"objects per video {a},{b}: need 1 <= MIN <= MAX <= 6")
+        if self.tracks_per_video is not None and self.tracks_per_video < 1:
+            raise ValueError("tracks per video must be >= 1 (or None for every object)")
+        if self.min_track_frames < 1 or self.min_track_frames > lo:
+            raise ValueError(f"min_track_frames must be in 1..{lo} (the shortest video)")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError("jpeg_quality must be in 1..100")
+
+    def as_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+@dataclass
+class SynthSummary:
+    """What a `synthesize` call produced (resumed videos included) and how long it took."""
+
+    out_dir: Path
+    annotations: Path
+    videos: int
+    generated: int
+    resumed: int
+    records: int
+    frames: int
+    dropped_tracks: int
+    seconds: float
+    flags: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["out_dir"], data["annotations"] = str(self.out_dir), str(self.annotations)
+        data["seconds_per_100_videos"] = round(100 * self.seconds / self.generated, 2) if self.generated else None
+        return data
+
+
+# ----------------------------------------------------------------------------------------------
+# planning: objects, trajectories, background
+
+
+@dataclass
+class _Object:
+    index: int
+    color: str
+    shape: str
+    size_name: str
+    texture: str
+    z: int
+    centers: np.ndarray  # (T, 2) float pixel centers
+    sizes: np.ndarray  # (T,) side of the bounding square in pixels
+    angle: float  # texture orientation, radians
+    abrupt_frames: list[int]
+    scale_change: float  # last/first size
+
+    @property
+    def attrs(self) -> dict[str, str]:
+        return {"color": self.color, "shape": self.shape, "size": self.size_name, "texture": self.texture}
+
+
+@dataclass
+class _Plan:
+    vid: str
+    seed: int
+    index: int
+    width: int
+    height: int
+    num_frames: int
+    objects: list[_Object]
+    tracks: list[int]  # object indices written as records
+    background: np.ndarray  # (H + 2 pad, W + 2 pad, 3) uint8
+    background_name: str
+    pan: np.ndarray  # (T, 2) int offsets into the background
+    render_seed: np.random.SeedSequence
+
+
+def _video_rngs(seed: int, index: int) -> tuple[np.random.Generator, np.random.Generator, np.random.SeedSequence]:
+    """Independent streams for objects and background, so photo availability cannot change the objects."""
+    objects, background, render = np.random.SeedSequence([seed, index, VERSION]).spawn(3)
+    return np.random.default_rng(objects), np.random.default_rng(background), render
+
+
+def _sample_attributes(rng: np.random.Generator, count: int, p_distractor: float) -> list[dict[str, str]]:
+    """Distinct attribute tuples; later objects often share a color or a shape with an earlier one."""
+    chosen: list[dict[str, str]] = []
+    while len(chosen) < count:
+        attrs = {
+            "color": str(rng.choice(list(COLORS))),
+            "shape": str(rng.choice(SHAPES)),
+            "size": str(rng.choice(list(SIZES))),
+            "texture": str(rng.choice(TEXTURES, p=[0.5, 0.25, 0.25])),
+        }
+        if chosen and rng.random() < p_distractor:
+            other = chosen[int(rng.integers(len(chosen)))]
+            key = "color" if rng.random() < 0.5 else "shape"
+            attrs[key] = other[key]
+        if all(attrs != c for c in chosen):
+            chosen.append(attrs)
+    return chosen
+
+
+def _place(rng: np.random.Generator, sizes: list[float], width: int, height: int) -> list[np.ndarray] | None:
+    """Frame-0 centers with every object fully inside and at most ~25% covered by another (box overlap)."""
+    centers: list[np.ndarray] = []
+    for s in sizes:
+        half = s / 2 + 1
+        for _ in range(200):
+            c = np.array([rng.uniform(half, width - half), rng.uniform(half, height - half)])
+            ok = True
+            for c2, s2 in zip(centers, sizes):
+                ox = max(0.0, min(c[0] + s / 2, c2[0] + s2 / 2) - max(c[0] - s / 2, c2[0] - s2 / 2))
+                oy = max(0.0, min(c[1] + s / 2, c2[1] + s2 / 2) - max(c[1] - s / 2, c2[1] - s2 / 2))
+                if ox * oy > 0.2 * min(s, s2) ** 2:
+                    ok = False
+                    break
+            if ok:
+                centers.append(c)
+                break
+        else:
+            return None
+    return centers
+
+
+def _unit(angle: float) -> np.ndarray:
+    return np.array([math.cos(angle), math.sin(angle)])
+
+
+def _trajectory(
+    rng: np.random.Generator,
+    start: np.ndarray,
+    base: float,
+    num_frames: int,
+    width: int,
+    height: int,
+    cfg: SynthConfig,
+    aim: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, list[int], float, bool]:
+    """Constant velocity + small noise, optional abrupt changes, bounces at the walls (or beyond them for an
+    object meant to leave and come back), and a log-linear scale change."""
+    diag = math.hypot(width, height)
+    leaves = rng.random() < cfg.p_leave
+    kind = "fast" if leaves else str(rng.choice(list(_SPEEDS), p=[0.3, 0.4, 0.3]))
+    speed = rng.uniform(*_SPEEDS[kind]) * diag
+    if rng.random() < 0.08 and not leaves:
+        speed = rng.uniform(0.0, 0.5 * _STILL) * diag  # a still object
+    if leaves:  # head for the nearest wall, more or less
+        dists = [start[0], width - start[0], start[1], height - start[1]]
+        angle = (math.pi, 0.0, -math.pi / 2, math.pi / 2)[int(np.argmin(dists))] + rng.uniform(-0.4, 0.4)
+    elif aim is not None:  # head for another object so they cross (occlusion)
+        d = aim - start
+        angle = math.atan2(d[1], d[0]) + rng.uniform(-0.2, 0.2)
+    else:
+        angle = rng.uniform(-math.pi, math.pi)
+    velocity = _unit(angle) * speed
+
+    abrupt: list[int] = []
+    if num_frames >= 8 and rng.random() < cfg.p_abrupt:
+        n = 1 if num_frames < 20 or rng.random() < 0.6 else 2
+        abrupt = sorted({int(t) for t in rng.integers(num_frames // 4, 3 * num_frames // 4, size=n)})
+    scale_change = 1.0
+    if rng.random() < cfg.p_scale:
+        scale_change = rng.uniform(1.3, 1.6) if rng.random() < 0.5 else rng.uniform(0.6, 0.77)
+    sizes = base * scale_change ** (np.arange(num_frames) / max(num_frames - 1, 1))
+    # Beyond-the-wall bounce: the object is fully out for 2..6 frames before it turns back.
+    beyond = (base * 0.6 + speed * rng.uniform(2, 6)) if leaves else 0.0
+
+    centers = np.zeros((num_frames, 2))
+    pos = start.astype(float).copy()
+    for t in range(num_frames):
+        if t in abrupt:
+            turn = rng.uniform(math.pi / 3, math.pi) * (1 if rng.random() < 0.5 else -1)
+            new_kind = str(rng.choice(list(_SPEEDS)))
+            new_speed = rng.uniform(*_SPEEDS[new_kind]) * diag
+            velocity = _unit(math.atan2(velocity[1], velocity[0]) + turn) * new_speed
+        if t > 0:
+            pos = pos + velocity + rng.normal(0.0, 0.04 * np.linalg.norm(velocity) + 0.05, size=2)
+            half = sizes[t] / 2
+            for axis, extent in ((0, width), (1, height)):
+                lo, hi = half - beyond, extent - half + beyond
+                if pos[axis] < lo:
+                    pos[axis], velocity[axis] = 2 * lo - pos[axis], abs(velocity[axis])
+                elif pos[axis] > hi:
+                    pos[axis], velocity[axis] = 2 * hi - pos[axis], -abs(velocity[axis])
+        centers[t] = pos
+    return centers, sizes, abrupt, float(scale_change), leaves
+
+
+def _photo_paths() -> list[Path]:
+    """Photographs shipped inside installed packages (found by path: nothing is imported or downloaded)."""
+    found = []
+    spec = importlib.util.find_spec("skimage")
+    if spec is not None and spec.origin:
+        data = Path(spec.origin).parent / "data"
+        names = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
+        for name in names:
+            if (data / name).is_file():
+                found.append(data / name)
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is not None and spec.origin:
+        photo = Path(spec.origin).parent / "mpl-data" / "sample_data" / "grace_hopper.jpg"
+        if photo.is_file():
+            found.append(photo)
+    return found
+
+
+@lru_cache(maxsize=8)
+def _load_photo(path: str) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def _procedural_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A muted two-color gradient, grain, and faint random shapes: clutter without nameable objects."""
+    a, b = rng.uniform(70, 190, size=3), rng.uniform(70, 190, size=3)
+    angle = rng.uniform(0, 2 * math.pi)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    ramp = (xs * math.cos(angle) + ys * math.sin(angle)).astype(np.float32)
+    ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1.0)
+    image = a[None, None, :] * (1 - ramp[..., None]) + b[None, None, :] * ramp[..., None]
+    canvas = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
+    for _ in range(int(rng.integers(2, 4))):  # layers of faint shapes, each blended in at a low alpha
+        layer = canvas.copy()
+        draw = ImageDraw.Draw(layer)
+        for _ in range(int(rng.integers(3, 7))):
+            fill = tuple(int(v) for v in rng.integers(0, 256, size=3))
+            x0, y0 = rng.uniform(-10, width), rng.uniform(-10, height)
+            w, h = rng.uniform(5, width / 2), rng.uniform(5, height / 2)
+            kind = int(rng.integers(4))
+            if kind == 0:
+                draw.ellipse([x0, y0, x0 + w, y0 + h], fill=fill)
+            elif kind == 1:
+                draw.rectangle([x0, y0, x0 + w, y0 + h], fill=fill)
+            elif kind == 2:
+                pts = [(float(rng.uniform(x0, x0 + w)), float(rng.uniform(y0, y0 + h))) for _ in range(3)]
+                draw.polygon(pts, fill=fill)
+            else:
+                draw.line([x0, y0, x0 + w, y0 + h], fill=fill, width=int(rng.integers(1, 4)))
+        canvas = Image.blend(canvas, layer, float(rng.uniform(0.12, 0.3)))
+    out = np.asarray(canvas).astype(np.float32) + rng.normal(0.0, 5.0, size=(height, width, 3))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _photo_background(rng: np.random.Generator, path: Path, width: int, height: int) -> np.ndarray:
+    """A random crop of a photograph (random scale, mirror), resized to the background size."""
+    photo = _load_photo(str(path))
+    pw, ph = photo.size
+    aspect = width / height
+    ch = min(ph, pw / aspect) * rng.uniform(0.45, 1.0)
+    cw = ch * aspect
+    x0, y0 = rng.uniform(0, pw - cw), rng.uniform(0, ph - ch)
+    crop = photo.resize((width, height), Image.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch))
+    if rng.random() < 0.5:
+        crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+    return np.asarray(crop, dtype=np.uint8).copy()
+
+
+def _plan_video(seed: int, index: int, cfg: SynthConfig, num_frames: int | None = None) -> _Plan:
+    """Everything about one video except its pixels; deterministic from (seed, index)."""
+    rng, bg_rng, render_seed = _video_rngs(seed, index)
+    width, height = cfg.size
+    lo, hi = cfg.frames_per_video
+    t_count = int(rng.integers(lo, hi + 1)) if num_frames is None else num_frames
+    while True:  # re-draw the scene until every object fits in frame 0
+        count = int(rng.integers(cfg.objects_per_video[0], cfg.objects_per_video[1] + 1))
+        attrs = _sample_attributes(rng, count, cfg.p_distractor)
+        base = [rng.uniform(*SIZES[a["size"]]) * min(width, height) for a in attrs]
+        starts = _place(rng, base, width, height)
+        if starts is not None:
+            break
+    z_order = rng.permutation(count)
+    objects = []
+    for i, a in enumerate(attrs):
+        aim = None
+        if count > 1 and rng.random() < cfg.p_occlusion:
+            aim = starts[(i + 1 + int(rng.integers(count - 1))) % count]
+        centers, sizes, abrupt, scale, _ = _trajectory(rng, starts[i], base[i], t_count, width, height, cfg, aim)
+        objects.append(
+            _Object(
+                index=i,
+                color=a["color"],
+                shape=a["shape"],
+                size_name=a["size"],
+                texture=a["texture"],
+                z=int(z_order[i]),
+                centers=centers,
+                sizes=sizes,
+                angle=float(rng.choice([0.0, math.pi / 4, math.pi / 2, 3 * math.pi / 4])),
+                abrupt_frames=abrupt,
+                scale_change=scale,
+            )
+        )
+    if cfg.tracks_per_video is None or cfg.tracks_per_video >= count:
+        tracks = list(range(count))
+    else:
+        tracks = sorted(int(i) for i in rng.choice(count, size=cfg.tracks_per_video, replace=False))
+
+    bw, bh = width + 2 * _BG_PAD, height + 2 * _BG_PAD
+    photos = _photo_paths() if cfg.photos else []
+    use_photo = bg_rng.random() < cfg.p_photo  # drawn always, so the stream does not depend on the photos found
+    if use_photo and photos:
+        path = photos[int(bg_rng.integers(len(photos)))]
+        background, name = _photo_background(bg_rng, path, bw, bh), f"photo:{path.name}"
+    else:
+        background, name = _procedural_background(bg_rng, bw, bh), "procedural"
+    p0, p1 = bg_rng.integers(0, 2 * _BG_PAD + 1, size=2), bg_rng.integers(0, 2 * _BG_PAD + 1, size=2)
+    steps = np.linspace(0.0, 1.0, t_count)[:, None]
+    pan = np.rint(p0[None, :] * (1 - steps) + p1[None, :] * steps).astype(int)
+    return _Plan(
+        vid=f"synth-s{seed}-{index:06d}",
+        seed=seed,
+        index=index,
+        width=width,
+        height=height,
+        num_frames=t_count,
+        objects=objects,
+        tracks=tracks,
+        background=background,
+        background_name=name,
+        pan=pan,
+        render_seed=render_seed,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# rendering
+
+
+def _shape_mask(shape: str, size: float, cx: float, cy: float, canvas: int) -> np.ndarray:
+    """Boolean mask of one shape on a small square canvas (centered at (cx, cy) in canvas pixels)."""
+    image = Image.new("L", (canvas, canvas), 0)
+    draw = ImageDraw.Draw(image)
+    r = size / 2
+    if shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
+    elif shape == "square":
+        q = r * 0.88
+        draw.rectangle([cx - q, cy - q, cx + q, cy + q], fill=255)
+    elif shape == "triangle":
+        h = size * math.sqrt(3) / 2
+        draw.polygon([(cx, cy - h / 2 - r * 0.07), (cx - r, cy + h / 2), (cx + r, cy + h / 2)], fill=255)
+    elif shape == "star":
+        pts = []
+        for k in range(10):
+            radius = r if k % 2 == 0 else r * 0.45
+            a = -math.pi / 2 + k * math.pi / 5
+            pts.append((cx + radius * math.cos(a), cy + radius * math.sin(a)))
+        draw.polygon(pts, fill=255)
+    elif shape == "diamond":
+        draw.polygon([(cx, cy - r), (cx + r * 0.8, cy), (cx, cy + r), (cx - r * 0.8, cy)], fill=255)
+    elif shape == "cross":
+        arm = r * 0.36
+        draw.rectangle([cx - r, cy - arm, cx + r, cy + arm], fill=255)
+        draw.rectangle([cx - arm, cy - r, cx + arm, cy + r], fill=255)
+    else:
+        raise ValueError(f"unknown shape {shape!r}; use one of {', '.join(SHAPES)}")
+    return np.asarray(image) > 127
+
+
+def _texture_pattern(texture: str, size: float, angle: float, cx: float, cy: float, canvas: int) -> np.ndarray:
+    """Where the second color goes: stripes or dots that move and scale with the object."""
+    if texture == "plain":
+        return np.zeros((canvas, canvas), dtype=bool)
+    ys, xs = np.mgrid[0:canvas, 0:canvas].astype(np.float32)
+    u, v = xs + 0.5 - cx, ys + 0.5 - cy
+    a = u * math.cos(angle) + v * math.sin(angle)
+    if texture == "striped":
+        period = max(4.0, size / 4)
+        return np.mod(a, period) < max(1.6, 0.4 * period)
+    b = -u * math.sin(angle) + v * math.cos(angle)
+    period = max(5.0, size / 3.5)
+    da, db = np.mod(a, period) - period / 2, np.mod(b, period) - period / 2
+    return da * da + db * db < max(1.3, 0.24 * period) ** 2
+
+
+@dataclass
+class _FrameStats:
+    """Per object in one frame: its clipped pixel box (or None), pixel counts, who covers it."""
+
+    boxes: list[tuple[int, int, int, int] | None]
+    full: list[int]
+    in_frame: list[int]
+    visible: list[int]
+    covered_by: list[dict[int, int]]
+
+
+def _render_frames(plan: _Plan) -> Iterator[tuple[np.ndarray, _FrameStats]]:
+    """Draw the video frame by frame (objects in z-order on the panned background) with ground truth."""
+    rng = np.random.default_rng(plan.render_seed)
+    w, h = plan.width, plan.height
+    order = sorted(plan.objects, key=lambda o: o.z)
+    n = len(plan.objects)
+    for t in range(plan.num_frames):
+        px, py = plan.pan[t]
+        frame = plan.background[py : py + h, px : px + w].astype(np.int16)
+        frame += rng.normal(0.0, 2.0, size=frame.shape).astype(np.int16)
+        frame = np.clip(frame, 0, 255).astype(np.uint8)
+        owner = np.full((h, w), -1, dtype=np.int16)
+        stats = _FrameStats([None] * n, [0] * n, [0] * n, [0] * n, [{} for _ in range(n)])
+        for obj in order:
+            size = float(obj.sizes[t])
+            cx, cy = obj.centers[t]
+            canvas = int(math.ceil(size)) + 4
+            ox, oy = int(math.floor(cx)) - canvas // 2, int(math.floor(cy)) - canvas // 2
+            lcx, lcy = cx - ox, cy - oy
+            mask = _shape_mask(obj.shape, size, lcx, lcy, canvas)
+            stats.full[obj.index] = int(mask.sum())
+            fx0, fy0, fx1, fy1 = max(ox, 0), max(oy, 0), min(ox + canvas, w), min(oy + canvas, h)
+            if fx1 <= fx0 or fy1 <= fy0:
+                continue
+            local = mask[fy0 - oy : fy1 - oy, fx0 - ox : fx1 - ox]
+            if not local.any():
+                continue
+            pattern = _texture_pattern(obj.texture, size, obj.angle, lcx, lcy, canvas)[
+                fy0 - oy : fy1 - oy, fx0 - ox : fx1 - ox
+            ]
+            colors = np.where(pattern[..., None], texture_color(obj.color), COLORS[obj.color]).astype(np.uint8)
+            region = frame[fy0:fy1, fx0:fx1]
+            region[local] = colors[local]
+            owned = owner[fy0:fy1, fx0:fx1]
+            beneath = owned[local]
+            for other, count in zip(*np.unique(beneath[beneath >= 0], return_counts=True)):
+                stats.covered_by[int(other)][obj.index] = int(count)
+            owned[local] = obj.index
+            stats.in_frame[obj.index] = int(local.sum())
+            rows, cols = np.nonzero(local)
+            stats.boxes[obj.index] = (
+                fx0 + int(cols.min()),
+                fy0 + int(rows.min()),
+                fx0 + int(cols.max()) + 1,
+                fy0 + int(rows.max()) + 1,
+            )
+        counts = np.bincount(owner.ravel() + 1, minlength=n + 1)
+        stats.visible = [int(c) for c in counts[1:]]
+        yield frame, stats
+
+
+def render_video(seed: int, index: int = 0, config: SynthConfig | None = None) -> tuple[list[np.ndarray], list[dict]]:
+    """One video in memory: its RGB frames and its records (frame paths as they would be written)."""
+    cfg = config or SynthConfig()
+    cfg.check()
+    plan = _plan_video(seed, index, cfg)
+    frames, stats = [], []
+    for frame, st in _render_frames(plan):
+        frames.append(frame)
+        stats.append(st)
+    records, _ = _records(plan, stats, cfg)
+    return frames, records
+
+
+# ----------------------------------------------------------------------------------------------
+# language: expressions and descriptions
+
+
+def _article(phrase: str) -> str:
+    return "an" if phrase[:1] in "aeiou" else "a"
+
+
+def expression_matches(
+    parts: dict[str, str | None], scene: Sequence[dict[str, Any]], frame_size: Sequence[int]
+) -> list[int]:
+    """Indices of the scene's objects an expression's parts pick in frame 0 (a valid expression picks one).
+
+    `parts` has optional color/shape/size/texture words and a position in {left, right, top, bottom}:
+    among the objects matching the words, the one whose center is that far out by at least
+    `_POSITION_MARGIN` of the frame from all the others (none if no object is).
+    """
+    keys = ("color", "shape", "size", "texture")
+    same = [o for o in scene if all(parts.get(k) in (None, o[k]) for k in keys)]
+    position = parts.get("position")
+    if not position:
+        return [int(o["index"]) for o in same]
+    axis, sign = {"left": (0, -1), "right": (0, 1), "top": (1, -1), "bottom": (1, 1)}[position]
+    margin = _POSITION_MARGIN * frame_size[axis]
+    picked = []
+    for o in same:
+        mine = sign * o["center0"][axis] * frame_size[axis]
+        if all(mine - sign * p["center0"][axis] * frame_size[axis] >= margin for p in same if p is not o):
+            picked.append(int(o["index"]))
+    return picked
+
+
+def _expression_text(parts: dict[str, str | None], group: int) -> str:
+    """Words in the usual English order: "the small red striped circle on the left" / "the leftmost red one"."""
+    # "the plain red one" but "the red striped one": a plain texture reads best before the color
+    order = ("size", "texture", "color") if parts.get("texture") == "plain" else ("size", "color", "texture")
+    words = [parts[k] for k in order if parts.get(k)]
+    noun = parts.get("shape") or ("shape" if not words else "one")
+    position = parts.get("position")
+    if position and group >= 3:
+        superlative = {"left": "leftmost", "right": "rightmost", "top": "topmost", "bottom": "lowest"}[position]
+        return " ".join(["the", superlative, *words, noun])
+    text = " ".join(["the", *words, noun])
+    if position:
+        text += {"left": " on the left", "right": " on the right", "top": " at the top", "bottom": " at the bottom"}[
+            position
+        ]
+    return text
+
+
+def _choose_expression(
+    rng: np.random.Generator, target: dict[str, Any], scene: list[dict[str, Any]], frame_size: Sequence[int]
+) -> tuple[str, dict[str, str | None]]:
+    """A random referring expression that picks exactly the target, usually one of the shortest."""
+    valid: list[tuple[int, dict[str, str | None], int]] = []
+    keys = ("color", "shape", "size", "texture")
+    for r in range(0, 5):
+        for chosen in itertools.combinations(keys, r):
+            base = {k: (target[k] if k in chosen else None) for k in keys}
+            if "texture" in chosen and not ({"color", "shape"} & set(chosen)):
+                continue  # "the dotted one" alone reads oddly; pair texture with a color or a shape
+            for position in (None, "left", "right", "top", "bottom"):
+                parts = {**base, "position": position}
+                if expression_matches(parts, scene, frame_size) != [target["index"]]:
+                    continue
+                group = len(expression_matches({**base, "position": None}, scene, frame_size))
+                if position and group == 1:  # over-specified: say it only where it is true of the frame
+                    axis = 0 if position in ("left", "right") else 1
+                    where = target["center0"][axis]
+                    if not (where < 1 / 3 if position in ("left", "top") else where > 2 / 3):
+                        continue
+                valid.append((r + (position is not None), parts, group))
+    if not valid:  # attributes are distinct per video, so the full description always works
+        raise AssertionError("no unique expression; attributes should be distinct")
+    shortest = min(v[0] for v in valid)
+    pool = [v for v in valid if v[0] == shortest] if rng.random() < 0.6 else valid
+    _, parts, group = pool[int(rng.integers(len(pool)))]
+    return _expression_text(parts, group), parts
+
+
+def _speed_word(speed: float) -> str | None:
+    """None for still; '' for an ordinary speed."""
+    if speed < _STILL:
+        return None
+    return "slowly" if speed < _SLOW else ("" if speed < _FAST else "quickly")
+
+
+def _motion_phrase(obj: _Object, first: int, last: int, diag: float) -> str:
+    """Motion phases (direction x speed, short blips merged) of the track between two frames, in words."""
+    centers = obj.centers[first : last + 1]
+    if len(centers) < 2:
+        return "staying still"
+    steps = np.diff(centers, axis=0)
+    kernel = np.ones(3) / 3
+    smooth = np.stack([np.convolve(steps[:, k], kernel, mode="same") for k in range(2)], axis=1)
+    smooth[0], smooth[-1] = steps[0], steps[-1]
+    labels: list[tuple[str | None, int | None]] = []
+    for vx, vy in smooth:
+        speed = math.hypot(vx, vy) / diag
+        word = _speed_word(speed)
+        direction = None if word is None else int(round(math.atan2(-vy, vx) / (math.pi / 4))) % 8
+        labels.append((word, direction))
+    runs: list[list[Any]] = []  # [label, start, length]
+    for i, label in enumerate(labels):
+        if runs and runs[-1][0] == label:
+            runs[-1][2] += 1
+        else:
+            runs.append([label, i, 1])
+    merged: list[list[Any]] = []
+    for run in runs:  # blips shorter than 3 steps join the phase before them
+        if merged and (run[2] < 3 or merged[-1][0] == run[0]):
+            merged[-1][2] += run[2]
+        else:
+            merged.append(run)
+    if len(merged) > 1 and merged[0][2] < 3:
+        merged[1][2] += merged[0][2]
+        merged[1][1] = merged[0][1]
+        merged.pop(0)
+    phases = []
+    for run in merged:  # re-merge neighbours that became equal
+        if phases and phases[-1][0] == run[0]:
+            phases[-1][2] += run[2]
+        else:
+            phases.append(run)
+    if len(phases) > 3:
+        mean_speed = float(np.mean(np.hypot(steps[:, 0], steps[:, 1]))) / diag
+        word = _speed_word(mean_speed)
+        return "moving around in changing directions" if not word else f"moving {word} in changing directions"
+    abrupt = {t - first for t in obj.abrupt_frames}
+    ranks = {None: 0, "slowly": 1, "": 2, "quickly": 3}
+    out = []
+    previous: tuple[str | None, int | None] = (None, None)
+    for k, ((word, direction), start, _) in enumerate(phases):
+        then = "then suddenly" if k and any(abs(start - a) <= 2 for a in abrupt) else "then"
+        if word is None:
+            text = "staying still" if k == 0 else f"{then} stopping"
+        elif k and direction == previous[1]:  # same heading, other speed
+            text = f"{then} {'speeding up' if ranks[word] > ranks[previous[0]] else 'slowing down'}"
+        else:
+            motion = " ".join(x for x in (word, _DIRECTIONS[direction]) if x)
+            if k == 0:
+                text = f"moving {motion}"
+            else:  # "then suddenly moving slowly up" reads better than "then suddenly slowly up"
+                text = f"then suddenly moving {motion}" if then != "then" else f"then {motion}"
+        out.append(text)
+        previous = (word, direction)
+    return ", ".join(out)
+
+
+def _name(obj: dict[str, Any], scene: list[dict[str, Any]]) -> str:
+    """The shortest attribute name (no position) that tells an object from the others in the scene."""
+    for keys in (("color", "shape"), ("size", "color", "shape"), ("size", "color", "texture", "shape")):
+        if sum(all(o[k] == obj[k] for k in keys) for o in scene) == 1:
+            words = [obj[k] for k in keys if k != "shape" and obj[k] != "plain"]
+            return " ".join(["the", *words, obj["shape"]])
+    return f"the {obj['color']} {obj['shape']}"
+
+
+def _description(
+    obj: _Object,
+    scene: list[dict[str, Any]],
+    kept: list[int],
+    flags: dict[str, bool],
+    occluder: int | None,
+    diag: float,
+) -> str:
+    """Video-REG text of a track: looks, then motion, scale, leaving the frame and occlusion, as they happen."""
+    texture = "" if obj.texture == "plain" else obj.texture
+    looks = " ".join(x for x in (obj.size_name, obj.color, texture, obj.shape) if x)
+    parts = [f"{_article(looks)} {looks}", _motion_phrase(obj, kept[0], kept[-1], diag)]
+    text = " ".join(parts)
+    extras = []
+    if obj.scale_change > 1.25:
+        extras.append("growing larger")
+    elif obj.scale_change < 0.8:
+        extras.append("shrinking")
+    if flags["reenters"]:
+        extras.append("leaving the frame and coming back")
+    elif flags["exits"]:
+        extras.append("until it leaves the frame")
+    elif flags["truncated"]:
+        extras.append("partly going out of view")
+    if occluder is not None:
+        extras.append(f"partly hidden behind {_name(scene[occluder], scene)}")
+    return ", ".join([text, *extras])
+
+
+# ----------------------------------------------------------------------------------------------
+# records
+
+
+def _records(plan: _Plan, stats: list[_FrameStats], cfg: SynthConfig) -> tuple[list[dict[str, Any]], int]:
+    """The plan's track records (and how many tracks were too short to write)."""
+    w, h = plan.width, plan.height
+    diag = math.hypot(w, h)
+    scene = [
+        {**o.attrs, "index": o.index, "z": o.z, "center0": [round(o.centers[0][k] / (w, h)[k], 4) for k in (0, 1)]}
+        for o in plan.objects
+    ]
+    text_rng = np.random.default_rng(np.random.SeedSequence([plan.seed, plan.index, VERSION, 7]))
+    records, dropped = [], 0
+    for i in plan.tracks:
+        obj = plan.objects[i]
+        kept = [
+            t
+            for t, st in enumerate(stats)
+            if st.boxes[i] is not None
+            and st.boxes[i][2] - st.boxes[i][0] >= _MIN_VISIBLE_PX
+            and st.boxes[i][3] - st.boxes[i][1] >= _MIN_VISIBLE_PX
+        ]
+        expression, parts = _choose_expression(text_rng, scene[i], scene, (w, h))  # drawn for every track: stable
+        if len(kept) < cfg.min_track_frames:
+            dropped += 1
+            continue
+        assert kept[0] == 0, "objects start fully in view"
+        occlusion = [1 - stats[t].visible[i] / max(stats[t].in_frame[i], 1) for t in kept]
+        covered = Counter()
+        for t in kept:
+            for other, count in stats[t].covered_by[i].items():
+                if count > 0.15 * stats[t].full[i]:
+                    covered[other] += 1
+        occluder = covered.most_common(1)[0][0] if covered else None
+        distractors = [o.index for o in plan.objects if o.index != i and (o.color == obj.color or o.shape == obj.shape)]
+        flags = {
+            "occluded": max(occlusion) > 0.1,
+            "fully_occluded": any(stats[t].visible[i] == 0 for t in kept),
+            "truncated": any(stats[t].in_frame[i] < 0.95 * stats[t].full[i] for t in kept),
+            "leaves_frame": len(kept) < kept[-1] - kept[0] + 1 or kept[-1] < plan.num_frames - 1,
+            "reenters": len(kept) < kept[-1] - kept[0] + 1,
+            "exits": kept[-1] < plan.num_frames - 1,
+            "abrupt_motion": bool(obj.abrupt_frames),
+            "scale_change": obj.scale_change > 1.25 or obj.scale_change < 0.8,
+            "has_distractor": bool(distractors),
+        }
+        boxes = []
+        for t in kept:
+            x1, y1, x2, y2 = stats[t].boxes[i]
+            boxes.append([round(x1 / w, 6), round(y1 / h, 6), round(x2 / w, 6), round(y2 / h, 6)])
+        records.append(
+            {
+                "source": SOURCE,
+                "id": f"{plan.vid}-o{i}",
+                "vid": plan.vid,
+                "metadata": {
+                    "seed": plan.seed,
+                    "video_index": plan.index,
+                    "object_index": i,
+                    "attributes": {**obj.attrs, "rgb": list(COLORS[obj.color])},
+                    "z": obj.z,
+                    "flags": flags,
+                    "distractors": distractors,
+                    "occluder": occluder,
+                    "expression_parts": parts,
+                    "frame_indices": kept,
+                    "visibility": [round(stats[t].visible[i] / max(stats[t].full[i], 1), 3) for t in kept],
+                    "num_frames": plan.num_frames,
+                    "num_tracks": 0,  # filled below
+                    "background": plan.background_name,
+                    "scene": scene,
+                    "generator": f"elysium.training.synth v{VERSION}",
+                },
+                "frames": [f"frames/{plan.vid}/{t:06d}.jpg" for t in kept],
+                "object_class": obj.shape,
+                "box": boxes,
+                "object_description": _description(obj, scene, kept, flags, occluder, diag),
+                "expression": expression,
+                "frame_size": [w, h],
+            }
+        )
+    for record in records:
+        record["metadata"]["num_tracks"] = len(records)
+    return records, dropped
+
+
+# ----------------------------------------------------------------------------------------------
+# writing, resuming
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a (possibly cut short) JSONL file; a broken last line from a killed run is skipped."""
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and "vid" in row:
+                rows.append(row)
+    return rows
+
+
+def _complete(records: list[dict[str, Any]], out_dir: Path) -> bool:
+    """A video is done when all its tracks are recorded and every frame file is there."""
+    if not records or len({r["id"] for r in records}) != records[0]["metadata"]["num_tracks"]:
+        return False
+    num_frames = records[0]["metadata"]["num_frames"]
+    folder = out_dir / "frames" / records[0]["vid"]
+    return all((folder / f"{t:06d}.jpg").is_file() for t in range(num_frames))
+
+
+def _write_atomic(path: Path, lines: list[str]) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.writelines(lines)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def synthesize(
+    out_dir: str | os.PathLike,
+    videos: int,
+    seed: int,
+    frames_per_video: tuple[int, int] = (24, 48),
+    size: tuple[int, int] = (160, 120),
+    *,
+    config: SynthConfig | None = None,
+    progress: bool = True,
+) -> SynthSummary:
+    """Write `videos` synthetic videos and their track records under `out_dir`, resuming a cut-off run.
+
+    `config` sets everything else (objects per video, tracks per video, probabilities, photos); its
+    `size`/`frames_per_video` are replaced by the arguments. Videos already complete on disk (frames
+    and records) are kept; the annotation file is replaced atomically at the end, and records are
+    appended to `.annotations.partial.jsonl` as videos finish so a killed run loses at most one video.
+    The annotation file lists videos 0..videos-1 only: asking for fewer than before leaves the other
+    frame folders on disk but out of the file.
+    """
+    start = time.perf_counter()
+    if videos < 0 or seed < 0:
+        raise ValueError("videos and seed must be >= 0")
+    cfg = dataclasses.replace(config or SynthConfig(), size=tuple(size), frames_per_video=tuple(frames_per_video))
+    cfg.check()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"version": VERSION, "seed": seed, **cfg.as_json()}
+    config_path = out / "synth_config.json"
+    if config_path.is_file():
+        previous = json.loads(config_path.read_text())
+        if previous != settings:
+            changed = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
+            raise ValueError(
+                f"{out} holds synthetic data made with other settings ({', '.join(changed)} differ); "
+                "use another --out folder or delete this one"
+            )
+    else:
+        _write_atomic(config_path, [json.dumps(settings, indent=1, sort_keys=True) + "\n"])
+
+    annotations, partial = out / "annotations.jsonl", out / ".annotations.partial.jsonl"
+    existing: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in _read_jsonl(annotations) + _read_jsonl(partial):
+        existing.setdefault(row["vid"], {})[row["id"]] = row
+
+    all_records: list[dict[str, Any]] = []
+    generated = resumed = dropped = frame_count = 0
+    with open(partial, "a", encoding="utf-8") as sink:
+        for index in tqdm(range(videos), desc="synth", unit="video", disable=not progress):
+            vid = f"synth-s{seed}-{index:06d}"
+            done = list(existing.get(vid, {}).values())
+            if _complete(done, out):
+                all_records.extend(sorted(done, key=lambda r: r["metadata"]["object_index"]))
+                resumed += 1
+                frame_count += done[0]["metadata"]["num_frames"]
+                continue
+            plan = _plan_video(seed, index, cfg)
+            folder = out / "frames" / vid
+            folder.mkdir(parents=True, exist_ok=True)
+            stats = []
+            for t, (frame, st) in enumerate(_render_frames(plan)):
+                Image.fromarray(frame).save(folder / f"{t:06d}.jpg", quality=cfg.jpeg_quality)
+                stats.append(st)
+            records, lost = _records(plan, stats, cfg)
+            sink.writelines(json.dumps(r) + "\n" for r in records)
+            sink.flush()
+            all_records.extend(records)
+            generated += 1
+            dropped += lost
+            frame_count += plan.num_frames
+    _write_atomic(annotations, [json.dumps(r) + "\n" for r in all_records])
+    partial.unlink(missing_ok=True)
+    flags = Counter(k for r in all_records for k, v in r["metadata"]["flags"].items() if v)
+    return SynthSummary(
+        out_dir=out,
+        annotations=annotations,
+        videos=videos,
+        generated=generated,
+        resumed=resumed,
+        records=len(all_records),
+        frames=frame_count,
+        dropped_tracks=dropped,
+        seconds=round(time.perf_counter() - start, 3),
+        flags=dict(sorted(flags.items())),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# demo video
+
+
+@dataclass
+class DemoVideo:
+    """A demo mp4 and what to ask of it: the target's frame-0 box in pixels and its expression."""
+
+    path: Path
+    box: list[int]  # [x1, y1, x2, y2] pixels, frame 0
+    expression: str
+    description: str
+    frame_size: tuple[int, int]
+    num_frames: int
+    fps: float
+
+
+def write_demo_video(
+    path: str | os.PathLike,
+    seed: int = 0,
+    *,
+    size: tuple[int, int] = (320, 240),
+    num_frames: int = 72,
+    fps: float = 24.0,
+) -> DemoVideo:
+    """A few-seconds mp4 (H.264 yuv420p, else mpeg4) of one synthetic video, for a bundled demo.
+
+    The target is the first track that stays in view all along (so a demo never starts with an object
+    that vanishes); returns its frame-0 box in pixels and its referring expression.
+    """
+    from elysium.processing.video import write_video  # heavy package import only when a demo is written
+
+    cfg = SynthConfig(size=size, frames_per_video=(num_frames, num_frames), photos=False)
+    cfg.check()
+    plan = _plan_video(seed, 0, cfg, num_frames=num_frames)
+    frames, stats = [], []
+    for frame, st in _render_frames(plan):
+        frames.append(frame)
+        stats.append(st)
+    records, _ = _records(plan, stats, cfg)
+    if not records:
+        raise ValueError(f"seed {seed} made no usable track; try another seed")
+    target = next((r for r in records if len(r["frames"]) == num_frames), records[0])
+    write_video(path, frames, fps)
+    w, h = size
+    x1, y1, x2, y2 = target["box"][0]
+    return DemoVideo(
+        path=Path(path),
+        box=[round(x1 * w), round(y1 * h), round(x2 * w), round(y2 * h)],
+        expression=target["expression"],
+        description=target["object_description"],
+        frame_size=(w, h),
+        num_frames=num_frames,
+        fps=fps,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI: `elysium data synth`
+
+
+def _pair(text: str, sep: str, what: str) -> tuple[int, int]:
+    try:
+        a, b = (int(v) for v in text.lower().split(sep))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} {text!r}: give two integers as A{sep}B") from None
+    return a, b
+
+
+def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `elysium data synth`."""
+    parser.add_argument("--out", required=True, help="folder to write frames/ and annotations.jsonl into")
+    parser.add_argument("--videos", type=int, required=True, help="number of videos")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default 0); same seed, same files")
+    parser.add_argument(
+        "--size", type=lambda s: _pair(s, "x", "size"), default=(160, 120), help="frame WxH (default 160x120)"
+    )
+    parser.add_argument(
+        "--frames",
+        type=lambda s: _pair(s, ",", "frames"),
+        default=(24, 48),
+        help="frames per video MIN,MAX (default 24,48)",
+    )
+    parser.add_argument(
+        "--objects", type=lambda s: _pair(s, ",", "objects"), default=(2, 4), help="objects per video MIN,MAX"
+    )
+    parser.add_argument("--tracks-per-video", type=int, default=None, help="records per video (default: every object)")
+    parser.add_argument("--min-track-frames", type=int, default=8, help="shortest track written (frames in view)")
+    parser.add_argument("--no-photos", action="store_true", help="procedural backgrounds only (same pixels everywhere)")
+    parser.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """Run `synthesize` from parsed CLI options; prints a one-line JSON summary. Exit code 2 on bad settings."""
+    config = SynthConfig(
+        objects_per_video=tuple(args.objects),
+        tracks_per_video=args.tracks_per_video,
+        min_track_frames=args.min_track_frames,
+        photos=not args.no_photos,
+        jpeg_quality=args.quality,
+    )
+    try:
+        summary = synthesize(
+            args.out,
+            args.videos,
+            args.seed,
+            frames_per_video=tuple(args.frames),
+            size=tuple(args.size),
+            config=config,
+            progress=not args.no_progress,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary.as_dict()))
+    return 0
