@@ -3,9 +3,9 @@
     python benchmarks/train_throughput.py [--batch 8] [--steps 6] [--hidden 256] [--layers 4] [--attn sdpa]
 
 Builds a small random Elysium (CLIP 112 px -> 64 patches, T-Selector keeps 32 tokens a frame; Llama of width
-`--hidden`), draws a realistic mixed-length batch from generated moving-squares videos (clips of 2..8 frames at
-random strides, SOT / RSOT / Video-REG answers), and times forward + backward + optimizer step on the same
-batch collated both ways. tokens/s counts real tokens only (padding excluded), so the ratio is the useful
+`--hidden`), draws a realistic mixed-length batch from generated synthetic videos (`training/synth.py`; clips of
+2..8 frames at random strides, SOT / RSOT / Video-REG answers), and times forward + backward + optimizer step on
+the same batch collated both ways. tokens/s counts real tokens only (padding excluded), so the ratio is the useful
 speed-up. On CPU with sdpa the packed row gets a block-diagonal mask over the whole row; on GPU with
 `--attn flash_attention_2` the varlen kernel skips cross-sample blocks entirely.
 """
@@ -30,11 +30,11 @@ from elysium.training.frames import FrameStore  # noqa: E402
 from elysium.training.model_setup import tiny_model_config  # noqa: E402
 from elysium.training.records import SkipCounts, load_track_records, usable_track_records  # noqa: E402
 from elysium.training.samples import SampleBuilder  # noqa: E402
-from elysium.training.synthetic import generate_moving_squares, synthetic_tokenizer  # noqa: E402
+from elysium.training.synth import SynthConfig, synth_tokenizer, synthesize  # noqa: E402
 
 
 def build(args: argparse.Namespace):
-    tokenizer = synthetic_tokenizer()
+    tokenizer = synth_tokenizer()
     config = tiny_model_config(
         len(tokenizer), tokenizer.convert_tokens_to_ids("<image>"), image_size=112, t_selector_tokens=32
     )
@@ -53,9 +53,10 @@ def build(args: argparse.Namespace):
 
 
 def mixed_batch(processor: ElysiumProcessor, size: int, folder: str) -> list[dict]:
-    jsonl = generate_moving_squares(folder, num_videos=size, num_frames=80, size=112)
-    records = usable_track_records(load_track_records(str(jsonl), f"{folder}/frames"), SkipCounts())
-    frames, builder, rng = FrameStore.from_path(f"{folder}/frames"), SampleBuilder(processor), random.Random(0)
+    config = SynthConfig(tracks_per_video=1, photos=False)  # one track a video: about `size` samples
+    summary = synthesize(folder, size, 0, (80, 80), (112, 112), config=config, progress=False)
+    records = usable_track_records(load_track_records(str(summary.annotations), folder), SkipCounts())
+    frames, builder, rng = FrameStore.from_path(folder), SampleBuilder(processor), random.Random(0)
     samples = []
     for record in records:
         example = builder.track_example(record, rng)

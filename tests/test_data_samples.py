@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from pathlib import Path
@@ -13,7 +14,7 @@ from elysium.training.frames import FrameStore
 from elysium.training.mixture import GroundingSource, MixtureDataset, TrackSource, VideoQASource
 from elysium.training.records import UNREADABLE, SkipCounts, load_track_records, usable_track_records
 from elysium.training.samples import SampleBuilder, clip_indices
-from elysium.training.synthetic import generate_moving_squares
+from elysium.training.synth import SynthConfig, synthesize
 
 
 def test_clip_indices_respect_length_stride_and_video():
@@ -58,6 +59,20 @@ def test_track_examples_take_boxes_at_the_frame_indices_and_mix_tasks(processor)
     assert {only_reg.track_example(_record(), rng).task for _ in range(20)} == {"video_reg"}
 
 
+def test_rsot_asks_with_the_expression_when_the_record_has_one(processor):
+    builder = SampleBuilder(processor)
+    rng = random.Random(3)
+    with_expression = {**_record(), "expression": "the red one on the left"}
+    examples = [builder.track_example(with_expression, rng) for _ in range(60)]
+    rsot = [e for e in examples if e.task == "rsot"]
+    assert rsot and all("the red one on the left" in e.text and "white background" not in e.text for e in rsot)
+    reg = [e for e in examples if e.task == "video_reg"]  # Video-REG still answers with the description
+    assert reg and all(e.answers == ["the red square on the white background"] for e in reg)
+    for record in (_record(), {**_record(), "expression": "  "}):  # ElysiumTrack-1M: the description names it
+        rsot = [e for e in (builder.track_example(record, rng) for _ in range(30)) if e.task == "rsot"]
+        assert rsot and all("the red square on the white background" in e.text for e in rsot)
+
+
 def test_labels_cover_only_the_answer_and_its_end_token(processor):
     builder = SampleBuilder(processor)
     rng = random.Random(2)
@@ -75,14 +90,22 @@ def test_labels_cover_only_the_answer_and_its_end_token(processor):
         assert sample["pixel_values"].shape[0] == len(example.frames)
 
 
+def synth_videos(out_dir: Path, videos: int, frames: int) -> list[dict]:
+    """Small synthetic videos, one track each, under `out_dir` (frames named from it); returns the records."""
+    config = SynthConfig(tracks_per_video=1, min_track_frames=2, photos=False)
+    summary = synthesize(out_dir, videos, 0, (frames, frames), (64, 48), config=config, progress=False)
+    return [json.loads(line) for line in summary.annotations.read_text().splitlines()]
+
+
 @pytest.fixture()
 def mixed_sources(tmp_path: Path, processor):
-    jsonl = generate_moving_squares(tmp_path, num_videos=3, num_frames=10, size=32)
-    (tmp_path / "frames" / "square0002" / "000004.jpg").write_bytes(b"not a jpeg")  # unreadable on decode
+    records = synth_videos(tmp_path, videos=3, frames=10)
+    broken = records[2]["frames"][len(records[2]["frames"]) // 2]
+    (tmp_path / broken).write_bytes(b"not a jpeg")  # unreadable on decode
     counts = SkipCounts()
     track = TrackSource(
-        usable_track_records(load_track_records(str(jsonl), str(tmp_path / "frames")), counts),
-        FrameStore.from_path(tmp_path / "frames"),
+        usable_track_records(load_track_records(str(tmp_path / "annotations.jsonl"), str(tmp_path)), counts),
+        FrameStore.from_path(tmp_path),
     )
     PIL.Image.new("RGB", (40, 30), "blue").save(tmp_path / "coco.jpg")
     grounding = GroundingSource(
@@ -91,7 +114,7 @@ def mixed_sources(tmp_path: Path, processor):
     qa = VideoQASource(
         [
             {
-                "frames": [f"square0000/{i:06d}.jpg" for i in range(10)],
+                "frames": records[0]["frames"],
                 "conversations": [
                     {"from": "human", "value": "<video>\nWhat moves?"},
                     {"from": "gpt", "value": "A square."},
@@ -100,7 +123,7 @@ def mixed_sources(tmp_path: Path, processor):
                 ],
             }
         ],
-        FrameStore.from_path(tmp_path / "frames"),
+        FrameStore.from_path(tmp_path),
     )
     return track, grounding, qa
 
@@ -113,7 +136,7 @@ def test_mixture_follows_weights_is_deterministic_and_survives_bad_images(proces
     tasks = Counter(s["task"] for s in samples)
     assert tasks["sot"] + tasks["rsot"] + tasks["video_reg"] > tasks["rec"] + tasks["reg"] + tasks["video_qa"]
     assert tasks["rec"] + tasks["reg"] > 0 and tasks["video_qa"] > 0
-    assert runtime.as_dict().get(UNREADABLE, 0) > 0  # square0002's clips that hit the broken frame were redrawn
+    assert runtime.as_dict().get(UNREADABLE, 0) > 0  # the third video's clips that hit the broken frame were redrawn
 
     qa = next(s for s in samples if s["task"] == "video_qa")
     learned = processor.tokenizer.decode(qa["input_ids"][qa["labels"] != -100])
@@ -135,9 +158,9 @@ def test_mixture_follows_weights_is_deterministic_and_survives_bad_images(proces
 def test_streaming_records_feed_the_sample_builder(processor, tmp_path):
     from elysium.training.mixture import StreamingTrackDataset
 
-    jsonl = generate_moving_squares(tmp_path, num_videos=3, num_frames=8, size=32)
+    records = synth_videos(tmp_path, videos=3, frames=8)
     stream = usable_track_records(
-        load_track_records(str(jsonl), str(tmp_path / "frames"), streaming=True), SkipCounts()
+        load_track_records(str(tmp_path / "annotations.jsonl"), str(tmp_path), streaming=True), SkipCounts()
     )
-    samples = list(StreamingTrackDataset(stream, FrameStore.from_path(tmp_path / "frames"), SampleBuilder(processor)))
-    assert len(samples) == 3 and all((s["labels"] != -100).any() for s in samples)
+    samples = list(StreamingTrackDataset(stream, FrameStore.from_path(tmp_path), SampleBuilder(processor)))
+    assert len(samples) == len(records) == 3 and all((s["labels"] != -100).any() for s in samples)

@@ -21,6 +21,7 @@ from elysium.training.synth import (
     add_synth_arguments,
     expression_matches,
     run_synth,
+    synth_tokenizer,
     synthesize,
     texture_color,
     write_demo_video,
@@ -145,3 +146,11 @@ def test_demo_video(tmp_path: Path) -> None:
     assert len(frames) == 24 and frames[0].shape == (96, 128, 3)
     x1, y1, x2, y2 = demo.box
     assert 0 <= x1 < x2 <= 128 and 0 <= y1 < y2 <= 96 and demo.expression.startswith("the ")
+
+
+def test_synth_tokenizer_keeps_every_word_of_the_texts_short(synth_dir: Path) -> None:
+    tokenizer = synth_tokenizer()
+    texts = [t for r in _records(synth_dir) for t in (r["expression"], r["object_description"])]
+    words = {w for text in texts for w in text.replace(",", " ").split()}
+    assert len(words) > 20 and all(len(tokenizer.tokenize(w)) <= 2 for w in words), words
+    assert tokenizer.convert_tokens_to_ids("<image>") == len(tokenizer) - 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -75,8 +74,12 @@ def test_stage_training_changes_only_its_parameters_and_saves_a_loadable_model(t
     config = load_config(
         CONFIGS / "tiny-smoke.yaml",
         [
-            "--data.synthetic",
-            json.dumps({"out_dir": str(tmp_path / "data"), "num_videos": 4, "num_frames": 8}),
+            "--data.synthetic.out_dir",
+            str(tmp_path / "data"),
+            "--data.synthetic.videos",
+            "4",
+            "--data.synthetic.frames_per_video",
+            "[8, 8]",
             "--training.output_dir",
             str(tmp_path / "run"),
             "--training.max_steps",

@@ -34,8 +34,16 @@ def _config(tmp_path: Path, name: str) -> dict:
     return load_config(
         TINY_SMOKE,
         [
-            "--data.synthetic",
-            json.dumps({"out_dir": str(tmp_path / "data"), "num_videos": 8, "num_frames": 10}),
+            "--data.synthetic.out_dir",
+            str(tmp_path / "data"),
+            "--data.synthetic.videos",
+            "8",
+            "--data.synthetic.frames_per_video",
+            "[10, 10]",
+            "--data.synthetic.tracks_per_video",  # 8 videos, 8 records
+            "1",
+            "--data.synthetic.min_track_frames",
+            "2",
             "--data.samples_per_epoch",
             "24",
             "--training.output_dir",

@@ -1,4 +1,5 @@
-"""`elysium data check FILE.jsonl --frames-root DIR`: how many ElysiumTrack records are usable, and why not."""
+"""`elysium data check FILE.jsonl --frames-root DIR`: how many ElysiumTrack records are usable, and why not;
+`elysium data synth --out DIR --videos N`: generate synthetic tracking videos in that format (`synth.py`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .records import REASONS, write_json_atomic
+from .synth import add_synth_arguments, run_synth
 
 
 def check(args: argparse.Namespace) -> int:
@@ -52,8 +54,8 @@ def _decode_check(dataset: Any, frames_root: str | None) -> dict[str, int]:
 
 
 def add_parser(subparsers: Any) -> None:
-    """Register `data check` with the `elysium` command."""
-    data = subparsers.add_parser("data", help="inspect training data")
+    """Register `data check` and `data synth` with the `elysium` command."""
+    data = subparsers.add_parser("data", help="inspect or generate training data")
     data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     check_parser = data_sub.add_parser("check", help="validate ElysiumTrack JSONL records and count bad ones by reason")
     check_parser.add_argument("files", nargs="+", help="ElysiumTrack-1M JSON lines file(s)")
@@ -61,3 +63,8 @@ def add_parser(subparsers: Any) -> None:
     check_parser.add_argument("--decode", action="store_true", help="also decode every frame (slow)")
     check_parser.add_argument("--output", type=Path, help="write the summary JSON here too (atomically)")
     check_parser.set_defaults(run=check)
+    synth_parser = data_sub.add_parser(
+        "synth", help="generate synthetic tracking videos with exact boxes, expressions and descriptions"
+    )
+    add_synth_arguments(synth_parser)
+    synth_parser.set_defaults(run=run_synth)

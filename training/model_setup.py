@@ -53,7 +53,7 @@ def tiny_model_config(
 
 def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForConditionalGeneration, ElysiumProcessor]:
     """From `model_name_or_path` (an Elysium folder), `vision_model` + `text_model` (the paper's start), or
-    `tiny: true` (random, with the synthetic tokenizer)."""
+    `tiny: true` (random, with the tokenizer of the synthetic data, `synth.synth_tokenizer`)."""
     attn = model_cfg.get("attn_implementation", "sdpa")
     dtype = getattr(torch, model_cfg.get("dtype", "float32"))
     if model_cfg.get("model_name_or_path"):
@@ -70,9 +70,9 @@ def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForCond
             model_cfg["vision_model"], model_cfg["text_model"], t_selector_tokens=tokens
         )
     elif model_cfg.get("tiny"):
-        from .synthetic import synthetic_tokenizer
+        from .synth import synth_tokenizer
 
-        tokenizer = synthetic_tokenizer()
+        tokenizer = synth_tokenizer()
         size = int(model_cfg.get("image_size", 28))
         tokens = int(model_cfg.get("t_selector_tokens", 2))
         config = tiny_model_config(len(tokenizer), tokenizer.convert_tokens_to_ids("<image>"), size, tokens)

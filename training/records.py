@@ -37,6 +37,7 @@ TRACK_FEATURES = datasets.Features(
         "object_class": datasets.Value("string"),
         "box": datasets.Sequence(datasets.Sequence(datasets.Value("float64"))),
         "object_description": datasets.Value("string"),
+        "expression": datasets.Value("string"),  # a referring expression (synthetic data); "" when absent
         "frame_size": datasets.Sequence(datasets.Value("int64")),
     }
 )
@@ -120,6 +121,7 @@ def _normalized_track_row(raw: Any) -> dict[str, Any]:
         "object_class": str(raw.get("object_class") or ""),
         "box": [[float(v) for v in b] for b in raw["box"]],
         "object_description": str(raw.get("object_description") or ""),
+        "expression": str(raw.get("expression") or ""),
         "frame_size": [int(v) for v in (raw.get("frame_size") or [0, 0])],
     }
     return row
@@ -136,6 +138,7 @@ def _track_rows(files: list[str], frames_root: str | None) -> Any:
         "object_class": "",
         "box": [],
         "object_description": "",
+        "expression": "",
         "frame_size": [],
     }
     for path in files:

@@ -74,10 +74,11 @@ class SampleBuilder:
         if task == SOT:
             answer = self.processor.format_track_answer(boxes)
             text = self.processor.build_prompt(SOT, len(frames), box=boxes[0], answer=answer, paraphrase=None, rng=rng)
-        elif task == RSOT:
+        elif task == RSOT:  # a referring expression where the record has one (synthetic data), else the description
+            expression = str(record.get("expression") or "").strip() or description
             answer = self.processor.format_track_answer(boxes)
             text = self.processor.build_prompt(
-                RSOT, len(frames), expression=description, answer=answer, paraphrase=None, rng=rng
+                RSOT, len(frames), expression=expression, answer=answer, paraphrase=None, rng=rng
             )
         else:
             answer = description

@@ -10,6 +10,7 @@ data position and RNG states; the data is a pure function of (seed, epoch, index
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from elysium.training.config import load_config
 from elysium.training.dataset_builder import build_train_dataset
 from elysium.training.model_setup import build_model_and_processor, count_parameters, set_trainable
 from elysium.training.records import SkipCounts
-from elysium.training.synthetic import generate_moving_squares
+from elysium.training.synth import SynthConfig, synthesize
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
@@ -64,19 +65,32 @@ class ElysiumSFTTrainer(SFTTrainer):
 
 
 def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
-    """For `data.synthetic`, generate the moving-squares set once (main process first) and point `track` at it."""
-    spec = data_cfg.get("synthetic")
+    """For `data.synthetic`, generate the synthetic set (`synth.synthesize`; main process first, resuming what is
+    on disk) and point `track` at it.
+
+    Keys: `out_dir`, `videos`, `seed`, `frames_per_video: [MIN, MAX]`, `size: [W, H]`, and any other
+    `SynthConfig` field (`photos`, `objects_per_video`, `tracks_per_video`, `min_track_frames`, ...).
+    """
+    spec = dict(data_cfg.get("synthetic") or {})
     if not spec:
         return
-    out_dir = Path(spec.get("out_dir", "runs/synthetic-data"))
-    jsonl = out_dir / "train.jsonl"
-    with PartialState().main_process_first():
-        if PartialState().is_main_process and not jsonl.exists():
-            generate_moving_squares(
-                out_dir, int(spec.get("num_videos", 32)), int(spec.get("num_frames", 12)), seed=int(spec.get("seed", 0))
-            )
-    data_cfg["track"] = [str(jsonl)]
-    data_cfg["frames_root"] = str(out_dir / "frames")
+    out_dir = Path(spec.pop("out_dir", "runs/synthetic-data"))
+    videos, seed = int(spec.pop("videos", 32)), int(spec.pop("seed", 0))
+    frames_per_video, size = tuple(spec.pop("frames_per_video", (24, 48))), tuple(spec.pop("size", (160, 120)))
+    fields = {f.name for f in dataclasses.fields(SynthConfig)} - {"size", "frames_per_video"}
+    if set(spec) - fields:
+        unknown, known = ", ".join(sorted(set(spec) - fields)), ", ".join(sorted(fields))
+        raise ValueError(
+            f"data.synthetic: unknown keys {unknown}; besides out_dir, videos, seed, "
+            f"frames_per_video and size, use SynthConfig fields: {known}"
+        )
+    config = SynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+    state = PartialState()
+    with state.main_process_first():
+        if state.is_main_process:
+            synthesize(out_dir, videos, seed, frames_per_video, size, config=config, progress=False)
+    data_cfg["track"] = [str(out_dir / "annotations.jsonl")]
+    data_cfg["frames_root"] = str(out_dir)  # records name frames `frames/<vid>/000000.jpg`
 
 
 def save_final(trainer: SFTTrainer, output_dir: Path) -> None:

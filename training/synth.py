@@ -50,11 +50,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 __all__ = [
     "COLORS",
@@ -69,6 +72,7 @@ __all__ = [
     "expression_matches",
     "render_video",
     "run_synth",
+    "synth_tokenizer",
     "synthesize",
     "texture_color",
     "write_demo_video",
@@ -783,6 +787,45 @@ def _description(
     if occluder is not None:
         extras.append(f"partly hidden behind {_name(scene[occluder], scene)}")
     return ", ".join([text, *extras])
+
+
+# The fixed wording of `_expression_text`, `_motion_phrase` and `_description`, for `synth_tokenizer`.
+_PHRASES = (
+    "the leftmost one on the left",
+    "the rightmost shape on the right",
+    "the topmost one at the top",
+    "the lowest one at the bottom",
+    "staying still, then stopping, then speeding up, then slowing down",
+    "moving around in changing directions",
+    "then suddenly moving",
+    "growing larger",
+    "shrinking",
+    "leaving the frame and coming back",
+    "until it leaves the frame",
+    "partly going out of view",
+    "partly hidden behind",
+)
+
+
+def synth_tokenizer() -> PreTrainedTokenizerFast:
+    """A small BPE tokenizer for tiny models trained on this data, with `<image>` added.
+
+    Trained on the task prompts, box answers and the words of the expressions and descriptions (colors,
+    shapes, sizes, textures, motion), so every word of a synthetic text is one or two tokens.
+    """
+    from elysium.processing.prompts import PARAPHRASES
+    from elysium.processing.tokenizer_training import train_tokenizer
+
+    texts = [p for options in PARAPHRASES.values() for p in options]
+    texts += [f"Frame {i}: [{i},{2 * i},{3 * i},{4 * i}]." for i in range(1, 40)]
+    for size, color, texture, shape in itertools.product(SIZES, COLORS, TEXTURES, SHAPES):
+        looks = f"{size} {color} {texture} {shape}"
+        texts.append(f"{_article(looks)} {looks}, the {color} {shape}")
+    texts += [f"moving {speed} {direction}" for speed in ("slowly", "quickly") for direction in _DIRECTIONS]
+    texts += [*_PHRASES, "USER: ASSISTANT: </s>"]
+    tokenizer = train_tokenizer(texts * 3, vocab_size=512)
+    tokenizer.add_tokens(["<image>"], special_tokens=True)
+    return tokenizer
 
 
 # ----------------------------------------------------------------------------------------------
