@@ -45,8 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from .atomic import write_atomic
+from elysium.atomic import write_text_atomic
 
 BENCHMARKS: tuple[str, ...] = ("lasot", "uav123", "otb", "got10k", "elysiumtrack")
 
@@ -451,7 +450,7 @@ def write_results(directory: str | os.PathLike[str], name: str, boxes_xywh: Any)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise BenchmarkError(f"results for {name!r} must be an (N, 4) array of x,y,w,h, got shape {boxes.shape}")
     text = "".join(",".join(repr(float(v)) for v in row) + "\n" for row in boxes)
-    return write_atomic(Path(directory) / f"{name}.txt", text)
+    return write_text_atomic(Path(directory) / f"{name}.txt", text)
 
 
 def results_path(directory: str | os.PathLike[str], name: str) -> Path:

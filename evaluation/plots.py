@@ -12,10 +12,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from elysium.atomic import write_bytes_atomic
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .atomic import write_atomic
 from .ope import OPEResult
 
 _STYLES = ("-", "--", "-.", ":")
@@ -67,7 +67,7 @@ def _plot(
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    return write_atomic(path, buffer.getvalue())
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def plot_success(results: Mapping[str, OPEResult], path: str | os.PathLike[str]) -> Path:

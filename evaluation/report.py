@@ -6,7 +6,6 @@ bare ``NaN`` that ``json.dumps`` writes by default and most JSON parsers reject.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -14,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from elysium.atomic import write_json_atomic
 
-from .atomic import write_atomic
 from .ope import OPEResult
 
 
@@ -38,8 +37,7 @@ def _plain(value: Any) -> Any:
 
 def write_metrics_json(path: str | os.PathLike[str], metrics: Mapping[str, Any]) -> Path:
     """Write ``metrics`` as indented strict JSON to ``path`` atomically; returns the path."""
-    text = json.dumps(_plain(metrics), indent=2, allow_nan=False) + "\n"
-    return write_atomic(path, text)
+    return write_json_atomic(path, _plain(metrics), indent=2, allow_nan=False)
 
 
 def ope_report(

@@ -8,17 +8,15 @@ long videos. Input is validated before the (slow) model load, so a typo fails in
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from elysium.atomic import write_json_atomic
 from elysium.inference.cli import UserError
 
 GIVEN_COLOR = (40, 220, 90)  # boxes read from the model
@@ -41,17 +39,6 @@ def _check_expression(expression: str | None) -> str | None:
     if expression is not None and not expression.strip():
         raise UserError("--expression is empty; say which object to follow, e.g. --expression 'the red car'.")
     return expression.strip() if expression is not None else None
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON beside `path` under a temporary name, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=1) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _expected_frames(path: str, stride: int, max_frames: int | None) -> int | None:

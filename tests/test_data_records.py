@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from elysium.training.records import (
     SkipCounts,
     load_track_records,
     usable_track_records,
-    write_json_atomic,
 )
 from elysium.training.synth import SynthConfig, synthesize
 
@@ -104,20 +102,6 @@ def test_frames_resolve_from_tar_shards(synth, tmp_path):
     counts = SkipCounts()
     usable_track_records(load_track_records(str(root / "annotations.jsonl"), frames_root=str(tmp_path)), counts)
     assert counts.as_dict()["used"] == 1  # only the second video is in the shard
-
-
-def test_skip_counts_are_written_atomically(tmp_path, monkeypatch):
-    target = tmp_path / "ckpt" / "data_skip_counts.json"
-    write_json_atomic(target, {"a": 1})
-
-    def crash(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
-        write_json_atomic(target, {"a": 2})
-    assert json.loads(target.read_text()) == {"a": 1}  # the old file is intact
-    assert [p.name for p in target.parent.iterdir()] == ["data_skip_counts.json"]  # no temp left behind
 
 
 def test_data_check_cli(synth, tmp_path, capsys):

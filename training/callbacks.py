@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from elysium.atomic import write_json_atomic
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from .records import SkipCounts, write_json_atomic
+from .records import SkipCounts
 
 logger = logging.getLogger("elysium.training")
 SKIP_COUNTS_FILE = "data_skip_counts.json"
@@ -98,9 +99,9 @@ class SkipCountsCallback(TrainerCallback):
             "skipped": self.validation.skipped + sum(v for k, v in runtime.items() if k != "used"),
         }
         output = Path(args.output_dir)
-        write_json_atomic(output / SKIP_COUNTS_FILE, data)
+        write_json_atomic(output / SKIP_COUNTS_FILE, data, sort_keys=True)
         if folder is not None and folder.is_dir():
-            write_json_atomic(folder / SKIP_COUNTS_FILE, data)
+            write_json_atomic(folder / SKIP_COUNTS_FILE, data, sort_keys=True)
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         self.write(args, state, Path(args.output_dir) / f"checkpoint-{state.global_step}")

@@ -9,7 +9,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .records import REASONS, write_json_atomic
+from elysium.atomic import write_json_atomic
+
+from .records import REASONS
 from .synth import add_synth_arguments, run_synth
 
 
@@ -33,7 +35,7 @@ def check(args: argparse.Namespace) -> int:
         summary.update(usable=used, skipped=len(dataset) - used)
     print(json.dumps(summary, indent=1))
     if args.output:
-        write_json_atomic(args.output, summary)
+        write_json_atomic(args.output, summary, sort_keys=True)
     return 0 if used else 1
 
 

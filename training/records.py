@@ -10,13 +10,12 @@ import json
 import math
 import os
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import datasets
+from elysium.atomic import write_json_atomic
 
 from .frames import FrameStore
 
@@ -95,18 +94,7 @@ class SkipCounts:
         return sum(v for k, v in self.as_dict().items() if k != "used")
 
     def write(self, path: str | os.PathLike) -> None:
-        write_json_atomic(Path(path), {"skipped": self.skipped, "by_reason": self.as_dict()})
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Temp file in the same folder, then `os.replace`: a reader or a killed run never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        write_json_atomic(path, {"skipped": self.skipped, "by_reason": self.as_dict()}, sort_keys=True)
 
 
 def _normalized_track_row(raw: Any) -> dict[str, Any]:

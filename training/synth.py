@@ -44,7 +44,6 @@ import math
 import os
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from elysium.atomic import write_json_atomic, write_text_atomic
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
@@ -944,16 +944,6 @@ def _complete(records: list[dict[str, Any]], out_dir: Path) -> bool:
     return all((folder / f"{t:06d}.jpg").is_file() for t in range(num_frames))
 
 
-def _write_atomic(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.writelines(lines)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def synthesize(
     out_dir: str | os.PathLike,
     videos: int,
@@ -991,7 +981,7 @@ def synthesize(
                 "use another --out folder or delete this one"
             )
     else:
-        _write_atomic(config_path, [json.dumps(settings, indent=1, sort_keys=True) + "\n"])
+        write_json_atomic(config_path, settings, sort_keys=True)
 
     annotations, partial = out / "annotations.jsonl", out / ".annotations.partial.jsonl"
     existing: dict[str, dict[str, dict[str, Any]]] = {}
@@ -1023,7 +1013,7 @@ def synthesize(
             generated += 1
             dropped += lost
             frame_count += plan.num_frames
-    _write_atomic(annotations, [json.dumps(r) + "\n" for r in all_records])
+    write_text_atomic(annotations, "".join(json.dumps(r) + "\n" for r in all_records))
     partial.unlink(missing_ok=True)
     flags = Counter(k for r in all_records for k, v in r["metadata"]["flags"].items() if v)
     return SynthSummary(
