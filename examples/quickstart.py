@@ -15,38 +15,18 @@ from pathlib import Path
 import torch
 from elysium.hub.export import export_model
 from elysium.inference.cli import main as elysium
-from elysium.modeling_elysium import ElysiumConfig, ElysiumForConditionalGeneration
-from elysium.processing import PARAPHRASES, ElysiumImageProcessor, ElysiumProcessor
-from elysium.processing.tokenizer_training import train_tokenizer
-from elysium.training.synth import write_demo_video
+from elysium.modeling_elysium import ElysiumForConditionalGeneration
+from elysium.processing import ElysiumImageProcessor, ElysiumProcessor
+from elysium.training.model_setup import tiny_model_config
+from elysium.training.synth import synth_tokenizer, write_demo_video
 
 
 def tiny_random_elysium() -> tuple[ElysiumForConditionalGeneration, ElysiumProcessor]:
-    """A 2-layer CLIP tower at 112 px (64 patches, 16 kept) and a 2-layer Llama, with a tokenizer trained here."""
-    texts = [p for options in PARAPHRASES.values() for p in options] + ["Frame 1: [12,34,56,78]."]
-    tokenizer = train_tokenizer(texts * 4, vocab_size=400)
-    tokenizer.add_tokens(["<image>"], special_tokens=True)
-    config = ElysiumConfig(
-        vision_config=dict(
-            model_type="clip_vision_model",
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=112,
-            patch_size=14,
-        ),
-        text_config=dict(
-            model_type="llama",
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            vocab_size=len(tokenizer),
-            max_position_embeddings=2048,
-        ),
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        t_selector_tokens=16,
+    """The training code's tiny Elysium (2-layer CLIP and Llama) at 112 px (64 patches, 16 kept a frame), with the
+    tokenizer of the synthetic data the demo video comes from."""
+    tokenizer = synth_tokenizer()
+    config = tiny_model_config(
+        len(tokenizer), tokenizer.convert_tokens_to_ids("<image>"), image_size=112, t_selector_tokens=16
     )
     torch.manual_seed(0)
     processor = ElysiumProcessor(
