@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .ope import OPEResult, score_dataset, score_sequence
+from .ope import OPEResult, score_dataset, score_sequence, xyxy_to_xywh
 
 PROTOCOL = "got10k"
 
@@ -68,15 +68,9 @@ def _size_of(record: dict[str, Any]) -> str:
     return str(record.get("metadata", {}).get("attributes", {}).get("size", "unknown"))
 
 
-def xywh(boxes: np.ndarray) -> np.ndarray:
-    """x1,y1,x2,y2 -> x,y,w,h, as the toolkits score."""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
-
-
 def ope(predictions: Sequence[np.ndarray], tracks: Sequence[Track]) -> OPEResult:
     scores = [
-        score_sequence(xywh(pred), xywh(track.boxes), protocol=PROTOCOL, name=track.id)
+        score_sequence(xyxy_to_xywh(pred), xyxy_to_xywh(track.boxes), protocol=PROTOCOL, name=track.id)
         for pred, track in zip(predictions, tracks)
     ]
     return score_dataset(scores, PROTOCOL)

@@ -102,6 +102,12 @@ def _as_boxes(boxes: Any, what: str) -> np.ndarray:
     return array
 
 
+def xyxy_to_xywh(boxes: Any) -> np.ndarray:
+    """`[x1,y1,x2,y2]` rows (the model's boxes) -> `(N, 4)` `x,y,w,h`, the layout scored here and by the toolkits."""
+    array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([array[:, :2], array[:, 2:] - array[:, :2]], axis=1)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Per-frame errors, got10k definitions (got10k/utils/metrics.py)
 # ---------------------------------------------------------------------------------------------------------

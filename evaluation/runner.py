@@ -24,7 +24,7 @@ from PIL import Image
 
 from .benchmarks import Benchmark, read_results, results_path, write_results
 from .benchmarks import Sequence as BenchmarkSequence
-from .ope import score_dataset, score_sequence
+from .ope import score_dataset, score_sequence, xyxy_to_xywh
 from .plots import save_plots
 from .report import ope_report, write_metrics_json
 
@@ -94,11 +94,6 @@ def initial_target(sequence: BenchmarkSequence, task: str) -> tuple[list[float] 
     if not np.isfinite([x, y, w, h]).all() or w <= 0 or h <= 0:
         raise EvalRunError(f"{sequence.name}: the first frame has no usable ground-truth box ({x},{y},{w},{h})")
     return [x, y, x + w, y + h], None
-
-
-def _to_xywh(boxes: list[list[float]]) -> np.ndarray:
-    array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.stack([array[:, 0], array[:, 1], array[:, 2] - array[:, 0], array[:, 3] - array[:, 1]], axis=1)
 
 
 def run_benchmark(
@@ -172,7 +167,7 @@ def _track_and_write(
     sources = [sequence_source(sequence, max_frames) for sequence in batch]
     results = tracker.track_batch(sources, [t[0] for t in targets], [t[1] for t in targets])
     for sequence, result in zip(batch, results):
-        write_results(results_dir, sequence.name, _to_xywh(result.boxes))
+        write_results(results_dir, sequence.name, xyxy_to_xywh(result.boxes))
         run.tracked.append(sequence.name)
         run.frames += len(result.frames)
 

@@ -17,6 +17,7 @@ from elysium.evaluation.ope import (
     rect_iou,
     score_dataset,
     score_sequence,
+    xyxy_to_xywh,
 )
 from got10k.experiments import ExperimentOTB, ExperimentUAV123
 from got10k.utils import metrics as got10k_metrics
@@ -59,6 +60,12 @@ def got10k_norm_precision_curve(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     offset = (boxes[:, :2] + (boxes[:, 2:] - 1) / 2) - (gt[:, :2] + (gt[:, 2:] - 1) / 2)
     errors = np.hypot(offset[:, 0] / np.maximum(1, gt[:, 2]), offset[:, 1] / np.maximum(1, gt[:, 3]))
     return np.array([np.mean(errors <= t) for t in np.linspace(0, 0.5, 51)])
+
+
+def test_model_boxes_convert_to_the_scored_layout():
+    np.testing.assert_array_equal(xyxy_to_xywh([[10, 20, 15, 60]]), [[10, 20, 5, 40]])
+    np.testing.assert_array_equal(xyxy_to_xywh([1, 2, 3, 4]), [[1, 2, 2, 2]])  # one box -> one row
+    assert xyxy_to_xywh(np.zeros((0, 4))).shape == (0, 4)
 
 
 def test_per_frame_errors_match_got10k_package():
