@@ -16,7 +16,7 @@ from trl import SFTConfig
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 
 
-@pytest.mark.parametrize("name", ["stage1", "stage2", "stage2_32frames", "lora", "tiny-smoke"])
+@pytest.mark.parametrize("name", ["stage1", "stage2", "stage2_32frames", "stage2_streaming", "lora", "tiny-smoke"])
 def test_shipped_training_configs_are_valid(name):
     config = load_config(CONFIGS / f"{name}.yaml")
     args = SFTConfig(**{**config["training"], "bf16": False})  # bf16 needs a GPU to validate

@@ -61,10 +61,17 @@ class EpochCallback(TrainerCallback):
 
     def __init__(self, dataset: Any):
         self.dataset = dataset
+        self.epoch: int | None = None
 
     def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        epoch = int(state.epoch + 1e-6) if state.epoch else 0
+        if self.epoch is not None:
+            # A stream (max_steps, no length) that ran out starts its next pass with `state.epoch` still below the
+            # next integer: count passes so every one reshuffles and draws anew.
+            epoch = max(epoch, self.epoch + 1)
+        self.epoch = epoch
         if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(int(state.epoch + 1e-6) if state.epoch else 0)
+            self.dataset.set_epoch(epoch)
 
 
 def gather_counts(counts: SkipCounts) -> dict[str, int]:
@@ -83,10 +90,14 @@ def gather_counts(counts: SkipCounts) -> dict[str, int]:
 
 class SkipCountsCallback(TrainerCallback):
     """Writes `data_skip_counts.json` (validation + runtime skips, by reason) into each checkpoint and the output
-    folder, atomically, so a crash never leaves half a file."""
+    folder, atomically, so a crash never leaves half a file.
 
-    def __init__(self, validation: SkipCounts, runtime: SkipCounts):
+    With a streaming dataset validation happens as the stream is read: the counts are those of the records read
+    so far (rank 0 reads the whole stream, so its counts stand for all ranks), flagged `validation_so_far`."""
+
+    def __init__(self, validation: SkipCounts, runtime: SkipCounts, validation_so_far: bool = False):
         self.validation, self.runtime = validation, runtime
+        self.validation_so_far = validation_so_far  # streaming: counts of the records read so far (this rank's)
 
     def write(self, args: TrainingArguments, state: TrainerState, folder: Path | None = None) -> None:
         runtime = gather_counts(self.runtime)
@@ -98,6 +109,8 @@ class SkipCountsCallback(TrainerCallback):
             "runtime": runtime,
             "skipped": self.validation.skipped + sum(v for k, v in runtime.items() if k != "used"),
         }
+        if self.validation_so_far:
+            data["validation_so_far"] = True  # a stream is validated as it is read: not the whole file yet
         output = Path(args.output_dir)
         write_json_atomic(output / SKIP_COUNTS_FILE, data, sort_keys=True)
         if folder is not None and folder.is_dir():

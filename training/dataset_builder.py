@@ -6,10 +6,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import datasets.distributed
+from accelerate import PartialState
 from elysium.processing import ElysiumProcessor
 
 from .frames import FrameStore
-from .mixture import GroundingSource, MixtureDataset, Source, TrackSource, VideoQASource
+from .mixture import GroundingSource, MixtureDataset, Source, StreamingTrackDataset, TrackSource, VideoQASource
 from .records import SkipCounts, load_track_records, read_jsonl_lenient, usable_track_records
 from .samples import SampleBuilder
 
@@ -28,14 +30,53 @@ def build_sample_builder(data_cfg: dict[str, Any], processor: ElysiumProcessor) 
     )
 
 
+def build_streaming_train_dataset(
+    data_cfg: dict[str, Any], processor: ElysiumProcessor, seed: int, validation: SkipCounts, runtime: SkipCounts
+) -> StreamingTrackDataset:
+    """`data.streaming: true`: the `track` files read as a stream (no index, no Arrow cache), shuffled through a
+    buffer of `shuffle_buffer` records (default 1000) and split across ranks.
+
+    `validation` fills as the stream is read (every rank reads, and counts, the whole stream; each keeps its
+    share of the usable records); `runtime` as samples are built.
+    """
+    others = [key for key in ("grounding", "video_qa") if data_cfg.get(key)]
+    if others:
+        raise ValueError(
+            f"data.streaming supports track sources only; got {', '.join(others)} too. Mixing sources is "
+            "map-style only for now: drop data.streaming, or drop the other sources."
+        )
+    track_files = data_cfg.get("track") or []
+    if not track_files:
+        raise ValueError("data.streaming: give the track files (data.track)")
+    frames_root = data_cfg.get("frames_root")
+    records = usable_track_records(load_track_records(track_files, frames_root=frames_root, streaming=True), validation)
+    records = records.shuffle(seed=seed, buffer_size=int(data_cfg.get("shuffle_buffer") or 1000))
+    state = PartialState()
+    records = datasets.distributed.split_dataset_by_node(
+        records, rank=state.process_index, world_size=state.num_processes
+    )
+    logger.info(
+        "data: streaming track records from %s (shuffle buffer %s, rank %d of %d)",
+        ", ".join(map(str, track_files)),
+        data_cfg.get("shuffle_buffer") or 1000,
+        state.process_index,
+        state.num_processes,
+    )
+    return StreamingTrackDataset(
+        records, FrameStore.from_path(frames_root), build_sample_builder(data_cfg, processor), seed=seed, counts=runtime
+    )
+
+
 def build_train_dataset(
     data_cfg: dict[str, Any], processor: ElysiumProcessor, seed: int, validation: SkipCounts, runtime: SkipCounts
-) -> MixtureDataset:
+) -> MixtureDataset | StreamingTrackDataset:
     """Sources from `track` (JSONL files + `frames_root`), `grounding` and `video_qa`, mixed by `weights`.
 
     `validation` receives the counts of records dropped up front; `runtime` those dropped while training
-    (unreadable images, over-long samples).
+    (unreadable images, over-long samples). With `streaming: true`, see `build_streaming_train_dataset`.
     """
+    if data_cfg.get("streaming"):
+        return build_streaming_train_dataset(data_cfg, processor, seed, validation, runtime)
     sources: list[Source] = []
     weights_cfg = data_cfg.get("weights") or {}
     track_files = data_cfg.get("track") or []

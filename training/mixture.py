@@ -191,6 +191,18 @@ class StreamingTrackDataset(IterableDataset):
         if hasattr(self.records, "set_epoch"):
             self.records.set_epoch(self.epoch)
 
+    def as_hf_dataset(self) -> datasets.IterableDataset:
+        """This stream as a `datasets.IterableDataset` (TRL's SFTTrainer rejects a plain torch `IterableDataset`).
+
+        Every iteration reads `self` afresh, so `set_epoch` (called by `EpochCallback`) takes effect. Samples hold
+        tensors; without `features` they pass through unconverted.
+        """
+
+        def generate():
+            yield from self
+
+        return datasets.IterableDataset.from_generator(generate)
+
     def __iter__(self):
         source = TrackSource(records=None, frames=self.frames)  # type: ignore[arg-type]
         for index, record in enumerate(self.records):

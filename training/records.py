@@ -85,6 +85,10 @@ class SkipCounts:
         with self._lock:
             self._counts.update(other)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
     def as_dict(self) -> dict[str, int]:
         with self._lock:
             return dict(sorted(self._counts.items()))

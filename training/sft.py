@@ -5,6 +5,8 @@ TRL 1.16 has no video, packing or padding-free support for vision models, so the
 tokenized: `skip_prepare_dataset`), the columns stay (`remove_unused_columns=False`) and the collator is ours.
 Re-running the same command resumes from the last checkpoint in `output_dir` (weights, optimizer, scheduler,
 data position and RNG states; the data is a pure function of (seed, epoch, index), so it continues exactly).
+With `data.streaming: true` the track records are read as a stream (`max_steps` required); on resume Trainer
+re-reads the stream and skips the batches already trained on, which gives the same samples again.
 """
 
 from __future__ import annotations
@@ -106,6 +108,26 @@ def save_final(trainer: SFTTrainer, output_dir: Path) -> None:
         trainer.processing_class.save_pretrained(output_dir)
 
 
+def check_streaming_args(args: SFTConfig) -> None:
+    """A stream has no length: `max_steps` sets the run's length. Its skip counts live in the process that reads
+    it, so it is read in the training process (`dataloader_num_workers: 0`; one JSONL is one shard, which
+    `datasets` would hand to a single worker anyway)."""
+    if args.max_steps is None or args.max_steps <= 0:
+        raise ValueError(
+            "data.streaming needs training.max_steps > 0: a stream has no length, so the number of steps "
+            f"cannot come from num_train_epochs (got max_steps={args.max_steps})"
+        )
+    if args.dataloader_num_workers:
+        logger.warning(
+            "data.streaming: dataloader_num_workers %d -> 0 (the stream and its skip counts are read in the "
+            "training process)",
+            args.dataloader_num_workers,
+        )
+        args.dataloader_num_workers = 0
+        args.dataloader_persistent_workers = False
+        args.dataloader_prefetch_factor = None
+
+
 def train(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = ()) -> ElysiumSFTTrainer:
     """Build everything from `config` (see `config.load_config`), train (resuming if possible), save `final/`."""
     data_cfg = dict(config["data"])
@@ -118,17 +140,24 @@ def train(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = ()) -> 
     trainable, total = count_parameters(model)
     logger.info("stage %s: training %d of %d parameters", config["stage"], trainable, total)
 
+    streaming = bool(data_cfg.get("streaming"))
+    if streaming:
+        check_streaming_args(args)
     validation, runtime = SkipCounts(), SkipCounts()
     dataset = build_train_dataset(data_cfg, processor, args.seed, validation, runtime)
     collator = ElysiumCollator(processor.tokenizer.pad_token_id, padding_free=bool(data_cfg.get("padding_free")))
+    skip_counts = SkipCountsCallback(validation, runtime, validation_so_far=streaming)
     trainer = ElysiumSFTTrainer(
         model=model,
         args=args,
         train_dataset=dataset.as_hf_dataset(),
         data_collator=collator,
         processing_class=processor,
-        callbacks=[EpochCallback(dataset), SkipCountsCallback(validation, runtime), ProgressLineCallback(), *callbacks],
+        callbacks=[EpochCallback(dataset), skip_counts, ProgressLineCallback(), *callbacks],
     )
+    if streaming:  # SFTTrainer read the first sample (a shuffle buffer of records) to inspect it: not trained on
+        validation.clear()
+        runtime.clear()
     output_dir = Path(args.output_dir)
     last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
     if last:
