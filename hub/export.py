@@ -253,19 +253,33 @@ def export_model(
     overwrite: bool = False,
 ) -> Path:
     """Write `model` and `processor` as a Hub-ready, `trust_remote_code` folder at `out`; returns its path."""
-    files = code_files()
     out = Path(out).absolute()
     with atomic_folder(out, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, max_shard_size=max_shard_size)
         processor.save_pretrained(tmp)
-        for path in files:
-            shutil.copyfile(path, tmp / path.name)
-        add_auto_maps(tmp)
-        (tmp / "README.md").write_text(
-            model_card(model.config, processor, repo_id=repo_id, license=license), encoding="utf-8"
-        )
-    logger.info("Exported %s (%d code files)", out, len(files))
+        make_hub_ready(tmp, model.config, processor, repo_id=repo_id, license=license)
+    logger.info("Exported %s", out)
     return out
+
+
+def make_hub_ready(
+    folder: str | os.PathLike,
+    config: Any,
+    processor: Any,
+    *,
+    repo_id: str | None = None,
+    license: str = DEFAULT_LICENSE,
+) -> None:
+    """Add the flat code files, the `auto_map`s and a model card to a folder save_pretrained wrote.
+
+    Separate from `export_model` so a trainer that saved its own weights (gathering ZeRO-3 / FSDP shards) can
+    make its checkpoint loadable with `trust_remote_code` too.
+    """
+    folder = Path(folder)
+    for path in code_files():
+        shutil.copyfile(path, folder / path.name)
+    add_auto_maps(folder)
+    (folder / "README.md").write_text(model_card(config, processor, repo_id=repo_id, license=license), encoding="utf-8")
 
 
 def export(

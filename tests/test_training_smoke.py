@@ -45,9 +45,13 @@ def test_tiny_smoke_config_trains_on_two_cpu_processes(tmp_path):
     import elysium.processing  # noqa: F401
     from transformers import AutoModel, AutoProcessor
 
-    model = AutoModel.from_pretrained(run / "final").eval()
-    processor = AutoProcessor.from_pretrained(run / "final")
+    model = AutoModel.from_pretrained(run / "final", trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(run / "final", trust_remote_code=True)
     assert type(model).__name__ == "ElysiumForConditionalGeneration"
+    # Hub-ready: the code files and auto_map travel with the weights (see test_hub_export for a load without us).
+    auto_map = json.loads((run / "final" / "config.json").read_text())["auto_map"]
+    assert auto_map["AutoModel"] == "modeling_elysium.ElysiumForConditionalGeneration"
+    assert (run / "final" / "modeling_elysium.py").is_file() and (run / "final" / "processing_elysium.py").is_file()
     from safetensors.torch import load_file
 
     final, last = load_file(run / "final" / "model.safetensors"), load_file(run / "checkpoint-40" / "model.safetensors")

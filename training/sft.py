@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from accelerate import PartialState
+from elysium.hub.export import make_hub_ready
 from elysium.training.callbacks import (
     EpochCallback,
     ProgressLineCallback,
@@ -96,7 +97,8 @@ def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
 
 
 def save_final(trainer: SFTTrainer, output_dir: Path) -> None:
-    """Full Elysium weights + processor in `output_dir` (LoRA merged), loadable with `AutoModel.from_pretrained`."""
+    """Full Elysium weights + processor in `output_dir` (LoRA merged), Hub-ready: `AutoModel.from_pretrained(dir,
+    trust_remote_code=True)` loads it even where this package is not installed."""
     model = trainer.accelerator.unwrap_model(trainer.model)
     if hasattr(model, "merge_and_unload"):  # PEFT: one folder an inference user can load without peft
         merged = model.merge_and_unload()
@@ -106,6 +108,8 @@ def save_final(trainer: SFTTrainer, output_dir: Path) -> None:
         trainer.save_model(str(output_dir))  # gathers ZeRO-3 / FSDP shards, calls save_pretrained
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(output_dir)
+        # Code files + auto_map: the folder loads with trust_remote_code where elysium is not installed.
+        make_hub_ready(output_dir, trainer.accelerator.unwrap_model(trainer.model).config, trainer.processing_class)
 
 
 def check_streaming_args(args: SFTConfig) -> None:
