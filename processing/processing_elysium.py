@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from transformers import AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
@@ -77,8 +77,6 @@ class ElysiumProcessor(ProcessorMixin):
         cls, vision_model_name_or_path: str, text_model_name_or_path: str, t_selector_tokens: int = 108
     ) -> ElysiumProcessor:
         """The processor matching `ElysiumForConditionalGeneration.from_vision_text_pretrained` on the same paths."""
-        from transformers import AutoConfig
-
         vision_config = AutoConfig.from_pretrained(vision_model_name_or_path)
         vision_config = getattr(vision_config, "vision_config", vision_config)
         size = {"height": vision_config.image_size, "width": vision_config.image_size}
