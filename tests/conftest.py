@@ -18,6 +18,7 @@ from elysium.modeling_elysium import ElysiumForConditionalGeneration  # noqa: E4
 from elysium.processing import ElysiumImageProcessor, ElysiumProcessor  # noqa: E402
 from elysium.training.model_setup import tiny_model_config  # noqa: E402
 from elysium.training.synth import synth_tokenizer  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
 
 IMAGE_SIZE = 28  # 2x2 patches of 14 px: 4 patches a frame
 T_SELECTOR_TOKENS = 2
@@ -51,3 +52,18 @@ def config(tokenizer):
 def model(config):
     torch.manual_seed(0)
     return ElysiumForConditionalGeneration(config).eval()
+
+
+class Crash(RuntimeError):
+    """Raised by `CrashAt` to simulate a killed training job."""
+
+
+class CrashAt(TrainerCallback):
+    """Simulates a killed job: raises once `global_step` reaches `step` (the resume tests restart after it)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise Crash(f"killed at step {self.step}")

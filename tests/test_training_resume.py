@@ -7,27 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import Crash, CrashAt
 from elysium.training.config import load_config
 from elysium.training.sft import train
 from safetensors.torch import load_file
-from transformers import TrainerCallback
 
 TINY_SMOKE = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny-smoke.yaml"
-
-
-class Crash(RuntimeError):
-    pass
-
-
-class CrashAt(TrainerCallback):
-    """Simulates a killed job: raises once `global_step` reaches `step`."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise Crash(f"killed at step {self.step}")
 
 
 def _config(tmp_path: Path, name: str) -> dict:

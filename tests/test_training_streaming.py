@@ -8,26 +8,13 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import Crash, CrashAt
 from elysium.training.config import load_config
 from elysium.training.sft import train
 from elysium.training.synth import SynthConfig, synthesize
-from transformers import TrainerCallback
 
 TINY_SMOKE = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny-smoke.yaml"
 VIDEOS = 8
-
-
-class Crash(RuntimeError):
-    pass
-
-
-class CrashAt(TrainerCallback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise Crash(f"killed at step {self.step}")
 
 
 @pytest.fixture(scope="module")
