@@ -169,14 +169,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    print(f"PyAV {av.__version__}, FFmpeg {av.ffmpeg_version_info}, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), {os.cpu_count()} CPUs")
+    print(
+        f"PyAV {av.__version__}, FFmpeg {av.ffmpeg_version_info}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), {os.cpu_count()} CPUs"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench_720p.mp4"
         start = time.perf_counter()
         make_video(path, args.frames)
-        print(f"generated {path.name}: {args.frames} frames 1280x720 H.264, {path.stat().st_size / 1e6:.1f} MB "
-              f"in {time.perf_counter() - start:.1f}s; best of {args.repeats} interleaved runs each\n")
+        print(
+            f"generated {path.name}: {args.frames} frames 1280x720 H.264, {path.stat().st_size / 1e6:.1f} MB "
+            f"in {time.perf_counter() - start:.1f}s; best of {args.repeats} interleaved runs each\n"
+        )
 
         processor = clip_processor()
         rows: list[tuple[str, Callable[[], object]]] = [
@@ -196,8 +200,10 @@ def main() -> None:
     print(f"{'path':<30}{'frames/s':>9}{'x (a)':>7}{'CPU ms/frame':>14}{'x (a)':>7}{'|diff| vs (a)':>15}{'vs HQ':>7}")
     for name, (wall, cpu, out) in results.items():
         diffs = ("", "") if out is None else (f"{levels_diff(out, ref):.2f}", f"{levels_diff(out, hq):.2f}")
-        print(f"{name:<30}{n / wall:>9.1f}{base_wall / wall:>7.2f}{1000 * cpu / n:>14.2f}{base_cpu / cpu:>7.2f}"
-              f"{diffs[0]:>15}{diffs[1]:>7}")
+        print(
+            f"{name:<30}{n / wall:>9.1f}{base_wall / wall:>7.2f}{1000 * cpu / n:>14.2f}{base_cpu / cpu:>7.2f}"
+            f"{diffs[0]:>15}{diffs[1]:>7}"
+        )
     b_wall, b_cpu, _ = results["(b) PyAV scale + torch"]
     print(f"\nratio b/a: {base_wall / b_wall:.2f}x frames/s (wall), {base_cpu / b_cpu:.2f}x less CPU per frame")
 

@@ -142,8 +142,10 @@ def _open(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), mode="r")
     except (av.FFmpegError, OSError) as err:
-        raise VideoError(f"{path}: cannot open as a video ({err}). The file is corrupt, truncated before its "
-                         f"header/index, or not a video; {_FIX}.") from err
+        raise VideoError(
+            f"{path}: cannot open as a video ({err}). The file is corrupt, truncated before its "
+            f"header/index, or not a video; {_FIX}."
+        ) from err
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
@@ -213,8 +215,10 @@ def _images_of(path: Path) -> list[Path] | None:
     if path.is_dir():
         images = _list_images(path)
         if not images:
-            raise VideoError(f"{path}: folder has no images ({', '.join(IMAGE_EXTENSIONS)}). Put the frames there, "
-                             "named so they sort in order (e.g. 000001.jpg), or pass a video file.")
+            raise VideoError(
+                f"{path}: folder has no images ({', '.join(IMAGE_EXTENSIONS)}). Put the frames there, "
+                "named so they sort in order (e.g. 000001.jpg), or pass a video file."
+            )
         return images
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return [path]
@@ -300,9 +304,18 @@ class VideoReader:
     ended early or had damaged packets, and ``frames_decoded`` how many source frames were seen.
     """
 
-    def __init__(self, path: str | os.PathLike[str], size: tuple[int, int] | None = DEFAULT_SIZE, stride: int = 1,
-                 max_frames: int | None = None, indices: Sequence[int] | None = None, *, keep_original: bool = False,
-                 fps: float | None = None, interpolation: str = "bicubic") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        size: tuple[int, int] | None = DEFAULT_SIZE,
+        stride: int = 1,
+        max_frames: int | None = None,
+        indices: Sequence[int] | None = None,
+        *,
+        keep_original: bool = False,
+        fps: float | None = None,
+        interpolation: str = "bicubic",
+    ) -> None:
         self.path = _resolve(path)
         self.size = _check_size(size)
         self.keep_original = keep_original
@@ -345,14 +358,17 @@ class VideoReader:
             original = _load_rgb(file)
             if (original.shape[1], original.shape[0]) != self.original_size:
                 w, h = self.original_size
-                raise VideoError(f"{file}: is {original.shape[1]}x{original.shape[0]} but the first frame of "
-                                 f"{self.path} is {w}x{h}; all frames of a folder must have one size.")
+                raise VideoError(
+                    f"{file}: is {original.shape[1]}x{original.shape[0]} but the first frame of "
+                    f"{self.path} is {w}x{h}; all frames of a folder must have one size."
+                )
             frame = original
             if self.size is not None and self.size != self.original_size:
                 # The same swscale filter as for video files, so folders and mp4s give equal pixels.
                 src = av.VideoFrame.from_ndarray(original, format="rgb24")
-                frame = reformatter.reformat(src, width=self.size[0], height=self.size[1], format="rgb24",
-                                             interpolation=self.interpolation).to_ndarray()
+                frame = reformatter.reformat(
+                    src, width=self.size[0], height=self.size[1], format="rgb24", interpolation=self.interpolation
+                ).to_ndarray()
             sel.taken += 1
             yield FrameItem(index, index / self.fps, frame, original if self.keep_original else None)
             if sel.done(index):
@@ -399,12 +415,16 @@ class VideoReader:
                         if sel.done(index):
                             return
                         continue
-                    small = scaler.reformat(frame, width=width, height=height, format="rgb24",
-                                            interpolation=self.interpolation).to_ndarray()
+                    small = scaler.reformat(
+                        frame, width=width, height=height, format="rgb24", interpolation=self.interpolation
+                    ).to_ndarray()
                     original = None
                     if self.keep_original:
-                        original = small if self.size is None else full.reformat(
-                            frame, format="rgb24", interpolation=self.interpolation).to_ndarray()
+                        original = (
+                            small
+                            if self.size is None
+                            else full.reformat(frame, format="rgb24", interpolation=self.interpolation).to_ndarray()
+                        )
                     sel.taken += 1
                     yield FrameItem(index, last_time, small, original)
                     if sel.done(index):
@@ -434,21 +454,38 @@ def _load_rgb(file: Path) -> np.ndarray:
         raise VideoError(f"{file}: cannot read this image ({err}); replace or delete it.") from err
 
 
-def iter_video(path: str | os.PathLike[str], size: tuple[int, int] | None = DEFAULT_SIZE, stride: int = 1,
-               max_frames: int | None = None, indices: Sequence[int] | None = None, *, keep_original: bool = False,
-               fps: float | None = None, interpolation: str = "bicubic") -> VideoReader:
+def iter_video(
+    path: str | os.PathLike[str],
+    size: tuple[int, int] | None = DEFAULT_SIZE,
+    stride: int = 1,
+    max_frames: int | None = None,
+    indices: Sequence[int] | None = None,
+    *,
+    keep_original: bool = False,
+    fps: float | None = None,
+    interpolation: str = "bicubic",
+) -> VideoReader:
     """Stream frames as :class:`FrameItem` (index, timestamp, resized frame, original or None).
 
     Use this for long videos: only one frame is held at a time. ``indices`` are yielded in source
     order. See :func:`read_video` for the arguments; ``reader.truncated`` is set after iterating.
     """
-    return VideoReader(path, size, stride, max_frames, indices, keep_original=keep_original, fps=fps,
-                       interpolation=interpolation)
+    return VideoReader(
+        path, size, stride, max_frames, indices, keep_original=keep_original, fps=fps, interpolation=interpolation
+    )
 
 
-def read_video(path: str | os.PathLike[str], size: tuple[int, int] | None = DEFAULT_SIZE, stride: int = 1,
-               max_frames: int | None = None, indices: Sequence[int] | None = None, *, keep_original: bool = False,
-               fps: float | None = None, interpolation: str = "bicubic") -> Video:
+def read_video(
+    path: str | os.PathLike[str],
+    size: tuple[int, int] | None = DEFAULT_SIZE,
+    stride: int = 1,
+    max_frames: int | None = None,
+    indices: Sequence[int] | None = None,
+    *,
+    keep_original: bool = False,
+    fps: float | None = None,
+    interpolation: str = "bicubic",
+) -> Video:
     """Decode a video file, folder of frames or image into RGB frames resized to ``size`` (w, h).
 
     - ``size=None`` keeps the source size. Resizing happens in swscale while decoding (bicubic).
@@ -461,26 +498,35 @@ def read_video(path: str | os.PathLike[str], size: tuple[int, int] | None = DEFA
     Raises :class:`VideoError` for missing, unreadable, empty or video-less input, and when no
     frame decodes. A truncated file whose first frames decode returns them with ``truncated=True``.
     """
-    reader = iter_video(path, size, stride, max_frames, indices, keep_original=keep_original, fps=fps,
-                        interpolation=interpolation)
+    reader = iter_video(
+        path, size, stride, max_frames, indices, keep_original=keep_original, fps=fps, interpolation=interpolation
+    )
     items = list(reader)
     if not items:
         if reader.truncated:
-            got = "no frame could be decoded" if reader.frames_decoded == 0 else (
-                f"only its first {reader.frames_decoded} frames decode, none of those requested")
-            raise VideoError(f"{reader.path}: {got} ({'; '.join(reader.problems)}). "
-                             f"The file is truncated or corrupt; {_FIX}.")
+            got = (
+                "no frame could be decoded"
+                if reader.frames_decoded == 0
+                else (f"only its first {reader.frames_decoded} frames decode, none of those requested")
+            )
+            raise VideoError(
+                f"{reader.path}: {got} ({'; '.join(reader.problems)}). The file is truncated or corrupt; {_FIX}."
+            )
         if reader.frames_decoded == 0:
             raise VideoError(f"{reader.path}: the video has 0 frames (an empty or aborted recording); {_FIX}.")
-        raise VideoError(f"{reader.path}: none of the requested frames exist (the video has "
-                         f"{reader.frames_decoded} frames); ask for indices below {reader.frames_decoded}.")
+        raise VideoError(
+            f"{reader.path}: none of the requested frames exist (the video has "
+            f"{reader.frames_decoded} frames); ask for indices below {reader.frames_decoded}."
+        )
     sel = reader.selection
     if sel.requested is not None:
         by_index = {item.index: item for item in items}
         missing = sorted({i for i in sel.requested if i not in by_index})
         if missing and not reader.truncated:
-            raise VideoError(f"{reader.path}: frames {missing[:10]} do not exist (the video has "
-                             f"{reader.frames_decoded} frames); ask for indices below {reader.frames_decoded}.")
+            raise VideoError(
+                f"{reader.path}: frames {missing[:10]} do not exist (the video has "
+                f"{reader.frames_decoded} frames); ask for indices below {reader.frames_decoded}."
+            )
         items = [by_index[i] for i in sel.requested if i in by_index]
     frames = np.stack([item.frame for item in items])
     original = None
@@ -531,8 +577,9 @@ def _gif_frame(arr: np.ndarray) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray((np.asarray(quant), palette), format="pal8")
 
 
-def _add_stream(container: av.container.OutputContainer, codec: str, rate: Fraction, width: int, height: int,
-                crf: int) -> av.video.stream.VideoStream:
+def _add_stream(
+    container: av.container.OutputContainer, codec: str, rate: Fraction, width: int, height: int, crf: int
+) -> av.video.stream.VideoStream:
     stream = container.add_stream(codec, rate=rate)
     stream.width, stream.height = width, height
     if codec == "gif":
@@ -547,8 +594,9 @@ def _add_stream(container: av.container.OutputContainer, codec: str, rate: Fract
     return stream
 
 
-def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: float, *, codec: str | None = None,
-                crf: int = 18) -> int:
+def write_video(
+    path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: float, *, codec: str | None = None, crf: int = 18
+) -> int:
     """Write HxWx3 uint8 RGB frames to ``.mp4``/``.mov``/``.mkv`` (H.264, yuv420p) or ``.gif``.
 
     Frames are streamed (any iterable). Odd sides are padded by one edge pixel because yuv420p
@@ -580,8 +628,10 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps:
                 h, w = arr.shape[:2] if codec == "gif" else _pad_even(arr).shape[:2]
                 stream = _add_stream(container, codec, rate, w, h, crf)
             elif arr.shape != first_shape:
-                raise ValueError(f"frame {i} is {arr.shape[1]}x{arr.shape[0]} but frame 0 is "
-                                 f"{first_shape[1]}x{first_shape[0]}; resize frames to one size before writing")
+                raise ValueError(
+                    f"frame {i} is {arr.shape[1]}x{arr.shape[0]} but frame 0 is "
+                    f"{first_shape[1]}x{first_shape[0]}; resize frames to one size before writing"
+                )
             vframe = _gif_frame(arr) if codec == "gif" else av.VideoFrame.from_ndarray(_pad_even(arr), format="rgb24")
             vframe.pts = i
             vframe.time_base = 1 / rate

@@ -65,8 +65,14 @@ def assert_square_at(frame: np.ndarray, i: int, size: tuple[int, int] | None, to
     assert abs(cx - ex) <= tol and abs(cy - ey) <= tol, f"frame {i}: square at ({cx:.2f},{cy:.2f}), want ({ex},{ey})"
 
 
-def encode(path: Path, codec: str, pix_fmt: str = "yuv420p", n: int = N, options: dict | None = None,
-           container_options: dict | None = None) -> Path:
+def encode(
+    path: Path,
+    codec: str,
+    pix_fmt: str = "yuv420p",
+    n: int = N,
+    options: dict | None = None,
+    container_options: dict | None = None,
+) -> Path:
     """Write the moving-square test video with PyAV directly (independent of write_video)."""
     with av.open(str(path), "w", options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=FPS)
@@ -389,8 +395,14 @@ def test_interrupted_write_leaves_no_file_and_keeps_the_old_one(tmp_path: Path) 
 
 def test_draw_boxes() -> None:
     frame = np.zeros((48, 64, 3), np.uint8)
-    out = draw_boxes(frame, [[10, 20, 30, 40], None, [0.5, 0.5, 0.9, 0.9]], [(255, 0, 0), (0, 0, 255), "lime"],
-                     labels=["car", None, None], thickness=2, normalized=False)
+    out = draw_boxes(
+        frame,
+        [[10, 20, 30, 40], None, [0.5, 0.5, 0.9, 0.9]],
+        [(255, 0, 0), (0, 0, 255), "lime"],
+        labels=["car", None, None],
+        thickness=2,
+        normalized=False,
+    )
     assert frame.max() == 0  # the input is not drawn on
     assert tuple(out[30, 10]) == (255, 0, 0) and tuple(out[30, 11]) == (255, 0, 0)  # left edge, 2 px thick
     assert out[30, 12].max() == 0 and out[30, 20].max() == 0  # inside stays empty
