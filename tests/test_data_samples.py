@@ -66,6 +66,10 @@ def test_rsot_asks_with_the_expression_when_the_record_has_one(processor):
     examples = [builder.track_example(with_expression, rng) for _ in range(60)]
     rsot = [e for e in examples if e.task == "rsot"]
     assert rsot and all("the red one on the left" in e.text and "white background" not in e.text for e in rsot)
+    # The expression was written for the first frame ("on the left" may not hold later): RSOT clips start there.
+    assert all(e.frames[0] == with_expression["frames"][0] for e in rsot)
+    others = [e for e in examples if e.task != "rsot"]
+    assert any(e.frames[0] != with_expression["frames"][0] for e in others)
     reg = [e for e in examples if e.task == "video_reg"]  # Video-REG still answers with the description
     assert reg and all(e.answers == ["the red square on the white background"] for e in reg)
     for record in (_record(), {**_record(), "expression": "  "}):  # ElysiumTrack-1M: the description names it

@@ -63,6 +63,16 @@ def test_records_are_valid_for_the_loader(synth_dir: Path) -> None:
             assert image.size == SIZE and image.format == "JPEG"
 
 
+def test_grounding_rows_are_each_tracks_first_frame_with_its_expression(synth_dir: Path) -> None:
+    records = {r["id"]: r for r in _records(synth_dir)}
+    rows = [json.loads(line) for line in (synth_dir / "grounding.jsonl").read_text().splitlines()]
+    assert rows and {row["id"] for row in rows} <= set(records)
+    for row in rows:
+        record = records[row["id"]]
+        assert row["image"] == record["frames"][0] and row["box"] == record["box"][0]
+        assert row["expression"] == record["expression"] and (synth_dir / row["image"]).is_file()
+
+
 def test_box_sits_on_the_objects_pixels(synth_dir: Path) -> None:
     names = list(COLORS)
     palette = np.array([COLORS[n] for n in names] + [texture_color(n) for n in names], dtype=float)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.commands.config.config_args import load_config_from_file
-from elysium.training.config import apply_overrides, load_config
+from elysium.training.config import apply_overrides, load_config, stage_configs
 from elysium.training.model_setup import build_model_and_processor, set_trainable
 from elysium.training.sft import train
 from safetensors.torch import load_file
@@ -16,15 +16,51 @@ from trl import SFTConfig
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 
 
-@pytest.mark.parametrize("name", ["stage1", "stage2", "stage2_32frames", "stage2_streaming", "lora", "tiny-smoke"])
+@pytest.mark.parametrize(
+    "name", ["stage1", "stage2", "stage2_32frames", "stage2_streaming", "lora", "tiny-smoke", "tiny"]
+)
 def test_shipped_training_configs_are_valid(name):
-    config = load_config(CONFIGS / f"{name}.yaml")
-    args = SFTConfig(**{**config["training"], "bf16": False})  # bf16 needs a GPU to validate
-    assert args.lr_scheduler_type.value == "cosine" and args.warmup_steps > 0
-    assert config["stage"] in ("stage1", "stage2", "lora")
-    if name != "tiny-smoke":
-        assert config["training"]["bf16"] and args.gradient_checkpointing
-    assert config["data"]["max_frames"] == (32 if name == "stage2_32frames" else 8)
+    for _, config in stage_configs(load_config(CONFIGS / f"{name}.yaml")):
+        args = SFTConfig(**{**config["training"], "bf16": False})  # bf16 needs a GPU to validate
+        assert args.lr_scheduler_type.value == "cosine" and args.warmup_steps > 0
+        assert config["stage"] in ("stage1", "stage2", "lora")
+        if not name.startswith("tiny"):
+            assert config["training"]["bf16"] and args.gradient_checkpointing
+        assert config["data"]["max_frames"] == (32 if name == "stage2_32frames" else 8)
+
+
+def test_tiny_recipe_is_two_stages_images_then_video():
+    stages = stage_configs(load_config(CONFIGS / "tiny.yaml", ["--training.output_dir", "out"]))
+    assert [name for name, _ in stages] == ["stage1-images", "stage2-video"]
+    (_, images), (_, video) = stages
+    assert images["data"]["synthetic"]["sources"] == ["grounding"] and images["model"]["tiny"]
+    assert video["data"]["synthetic"]["sources"] == ["track", "grounding"]
+    assert video["model"] == {"model_name_or_path": "out/stage1-images/final", "attn_implementation": "sdpa"}
+    assert images["training"]["output_dir"] == "out/stage1-images"
+    assert images["data"]["synthetic"]["seed"] == video["data"]["synthetic"]["seed"]  # one data set, two views
+
+
+def test_stage_configs_merge_and_overrides(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "model: {tiny: true}\ndata: {max_frames: 8, min_frames: 2}\ntraining: {output_dir: runs/x, max_steps: 9}\n"
+        "stages:\n  - {name: a, data: {max_frames: 1}, training: {max_steps: 5}}\n  - {name: b, stage: stage1}\n"
+    )
+    stages = dict(stage_configs(load_config(recipe, ["--training.max_steps", "2"])))
+    assert stages["a"]["data"] == {"max_frames": 1, "min_frames": 2}  # merged key by key
+    assert stages["a"]["training"]["max_steps"] == 2 and stages["b"]["training"]["max_steps"] == 2  # CLI wins
+    assert stages["b"]["stage"] == "stage1" and stages["a"]["stage"] == "stage2"
+    assert stages["b"]["model"] == {"model_name_or_path": "runs/x/a/final"}
+    assert len(stage_configs(load_config(CONFIGS / "tiny-smoke.yaml"))) == 1
+    for bad, message in [
+        ("stages: []", "non-empty list"),
+        ("stages: [{name: a}, {name: a}]", "unique"),
+        ("stages: [{name: ../a}]", "folder name"),
+        ("stages: [{name: a, modle: {}}]", "unknown keys"),
+    ]:
+        recipe.write_text(bad)
+        with pytest.raises(ValueError, match=message):
+            load_config(recipe)
 
 
 @pytest.mark.parametrize("name", ["deepspeed_zero2", "deepspeed_zero3", "fsdp"])
@@ -112,3 +148,37 @@ def test_stage_training_changes_only_its_parameters_and_saves_a_loadable_model(t
     from transformers import AutoModel
 
     assert type(AutoModel.from_pretrained(tmp_path / "run" / "final")).__name__ == "ElysiumForConditionalGeneration"
+
+
+def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_finished_stages(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        (CONFIGS / "tiny-smoke.yaml").read_text()
+        + "stages:\n"
+        + "  - {name: images, data: {synthetic: {sources: [grounding]}}}\n"
+        + "  - {name: video, data: {synthetic: {sources: [track, grounding]}}}\n"
+    )
+    overrides = {
+        "--data.synthetic.out_dir": str(tmp_path / "data"),
+        "--data.synthetic.videos": "3",
+        "--data.synthetic.frames_per_video": "[8, 8]",
+        "--training.output_dir": str(tmp_path / "run"),
+        "--training.max_steps": "2",
+        "--training.save_steps": "2",
+        "--training.per_device_train_batch_size": "2",
+    }
+    config = load_config(recipe, [item for pair in overrides.items() for item in pair])
+    trainer = train(config)
+    images, video = tmp_path / "run" / "images" / "final", tmp_path / "run" / "video" / "final"
+    assert Path(trainer.args.output_dir).name == "video"
+    assert trainer.train_dataset.num_rows and (images / "model.safetensors").is_file()
+    # Stage 1 saw images only (one frame a sample), stage 2 video clips too.
+    assert (tmp_path / "data" / "grounding.jsonl").read_text().count("\n") >= 3
+    first, second = load_file(images / "model.safetensors"), load_file(video / "model.safetensors")
+    assert first.keys() == second.keys() and any(not torch.equal(first[k], second[k]) for k in first)
+    assert not list(tmp_path.glob("run/*/.final.partial"))  # final/ is renamed into place whole
+
+    assert train(config) is None  # both finished: nothing to do
+    (video / "config.json").unlink()
+    assert Path(train(config).args.output_dir).name == "video"  # only the unfinished stage runs again
+    assert load_file(images / "model.safetensors").keys() == first.keys()

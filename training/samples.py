@@ -39,16 +39,22 @@ class Example:
 
 
 def clip_indices(
-    video_length: int, rng: random.Random, min_frames: int = 2, max_frames: int = 8, max_stride: int = 60
+    video_length: int,
+    rng: random.Random,
+    min_frames: int = 2,
+    max_frames: int = 8,
+    max_stride: int = 60,
+    from_first: bool = False,
 ) -> list[int]:
-    """Frame indices of a clip: 2..8 frames at a stride 1..60, both clamped so the clip fits the video."""
+    """Frame indices of a clip: 2..8 frames at a stride 1..60, both clamped so the clip fits the video; starting
+    at frame 0 when `from_first`."""
     if video_length < 1:
         raise ValueError("a video needs at least one frame")
     count = min(rng.randint(min_frames, max_frames), video_length)
     stride = rng.randint(1, max_stride)
     if count > 1:
         stride = min(stride, (video_length - 1) // (count - 1))
-    start = rng.randint(0, video_length - 1 - (count - 1) * stride)
+    start = 0 if from_first else rng.randint(0, video_length - 1 - (count - 1) * stride)
     return [start + i * stride for i in range(count)]
 
 
@@ -65,11 +71,16 @@ class SampleBuilder:
 
     def track_example(self, record: dict[str, Any], rng: random.Random) -> Example:
         """A clip of an ElysiumTrack record, boxes taken at exactly the frame indices, and a drawn task."""
-        indices = clip_indices(len(record["frames"]), rng, self.min_frames, self.max_frames, self.max_stride)
-        frames = [record["frames"][i] for i in indices]
-        boxes = [record["box"][i] for i in indices]
         tasks = [t for t in TRACK_TASKS if self.task_weights.get(t, 0) > 0]
         task = rng.choices(tasks, weights=[self.task_weights[t] for t in tasks])[0]
+        # A referring expression (synthetic data) is written for the track's first frame ("on the left" may not
+        # hold later), so its RSOT clips start there, as RSOT is evaluated.
+        from_first = task == RSOT and bool(str(record.get("expression") or "").strip())
+        indices = clip_indices(
+            len(record["frames"]), rng, self.min_frames, self.max_frames, self.max_stride, from_first=from_first
+        )
+        frames = [record["frames"][i] for i in indices]
+        boxes = [record["box"][i] for i in indices]
         description = record["object_description"].strip()
         if task == SOT:
             answer = self.processor.format_track_answer(boxes)

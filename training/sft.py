@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +31,7 @@ from elysium.training.callbacks import (
     ThroughputMeter,
 )
 from elysium.training.collator import ElysiumCollator
-from elysium.training.config import load_config
+from elysium.training.config import load_config, stage_configs
 from elysium.training.dataset_builder import build_train_dataset
 from elysium.training.model_setup import build_model_and_processor, count_parameters, set_trainable
 from elysium.training.records import SkipCounts
@@ -71,7 +73,8 @@ def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
     """For `data.synthetic`, generate the synthetic set (`synth.synthesize`; main process first, resuming what is
     on disk) and point `track` at it.
 
-    Keys: `out_dir`, `videos`, `seed`, `frames_per_video: [MIN, MAX]`, `size: [W, H]`, and any other
+    Keys: `out_dir`, `videos`, `seed`, `frames_per_video: [MIN, MAX]`, `size: [W, H]`, `sources` (which of
+    `track` and `grounding` (first-frame REC/REG images) to train on; default `[track]`) and any other
     `SynthConfig` field (`photos`, `objects_per_video`, `tracks_per_video`, `min_track_frames`, ...).
     """
     spec = dict(data_cfg.get("synthetic") or {})
@@ -80,36 +83,53 @@ def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
     out_dir = Path(spec.pop("out_dir", "runs/synthetic-data"))
     videos, seed = int(spec.pop("videos", 32)), int(spec.pop("seed", 0))
     frames_per_video, size = tuple(spec.pop("frames_per_video", (24, 48))), tuple(spec.pop("size", (160, 120)))
+    sources = list(spec.pop("sources", ["track"]))
+    if not sources or set(sources) - {"track", "grounding"}:
+        raise ValueError(f"data.synthetic.sources {sources}: choose from track, grounding")
     fields = {f.name for f in dataclasses.fields(SynthConfig)} - {"size", "frames_per_video"}
     if set(spec) - fields:
         unknown, known = ", ".join(sorted(set(spec) - fields)), ", ".join(sorted(fields))
         raise ValueError(
             f"data.synthetic: unknown keys {unknown}; besides out_dir, videos, seed, "
-            f"frames_per_video and size, use SynthConfig fields: {known}"
+            f"frames_per_video, size and sources, use SynthConfig fields: {known}"
         )
     config = SynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
     state = PartialState()
     with state.main_process_first():
         if state.is_main_process:
             synthesize(out_dir, videos, seed, frames_per_video, size, config=config, progress=False)
-    data_cfg["track"] = [str(out_dir / "annotations.jsonl")]
-    data_cfg["frames_root"] = str(out_dir)  # records name frames `frames/<vid>/000000.jpg`
+    if "track" in sources:
+        data_cfg["track"] = [str(out_dir / "annotations.jsonl")]
+        data_cfg["frames_root"] = str(out_dir)  # records name frames `frames/<vid>/000000.jpg`
+    if "grounding" in sources:
+        data_cfg["grounding"] = {"file": str(out_dir / "grounding.jsonl"), "image_root": str(out_dir)}
 
 
 def save_final(trainer: SFTTrainer, output_dir: Path) -> None:
     """Full Elysium weights + processor in `output_dir` (LoRA merged), Hub-ready: `AutoModel.from_pretrained(dir,
-    trust_remote_code=True)` loads it even where this package is not installed."""
-    model = trainer.accelerator.unwrap_model(trainer.model)
+    trust_remote_code=True)` loads it even where this package is not installed.
+
+    Written to a sibling folder renamed into place when complete: `output_dir` is whole or absent, so a recipe
+    of stages can take an existing `final/` as a finished stage."""
+    accelerator = trainer.accelerator
+    partial = output_dir.with_name(f".{output_dir.name}.partial")
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    model = accelerator.unwrap_model(trainer.model)
     if hasattr(model, "merge_and_unload"):  # PEFT: one folder an inference user can load without peft
         merged = model.merge_and_unload()
-        if trainer.accelerator.is_main_process:
-            merged.save_pretrained(output_dir)
+        if accelerator.is_main_process:
+            merged.save_pretrained(partial)
     else:
-        trainer.save_model(str(output_dir))  # gathers ZeRO-3 / FSDP shards, calls save_pretrained
-    if trainer.accelerator.is_main_process:
-        trainer.processing_class.save_pretrained(output_dir)
+        trainer.save_model(str(partial))  # gathers ZeRO-3 / FSDP shards, calls save_pretrained
+    if accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(partial)
         # Code files + auto_map: the folder loads with trust_remote_code where elysium is not installed.
-        make_hub_ready(output_dir, trainer.accelerator.unwrap_model(trainer.model).config, trainer.processing_class)
+        make_hub_ready(partial, accelerator.unwrap_model(trainer.model).config, trainer.processing_class)
+        shutil.rmtree(output_dir, ignore_errors=True)
+        os.replace(partial, output_dir)
+    accelerator.wait_for_everyone()
 
 
 def check_streaming_args(args: SFTConfig) -> None:
@@ -132,8 +152,25 @@ def check_streaming_args(args: SFTConfig) -> None:
         args.dataloader_prefetch_factor = None
 
 
-def train(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = ()) -> ElysiumSFTTrainer:
-    """Build everything from `config` (see `config.load_config`), train (resuming if possible), save `final/`."""
+def train(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = ()) -> ElysiumSFTTrainer | None:
+    """Train every stage of `config` in order (one, unless it has `stages`), resuming where a run was cut off:
+    a stage whose `final/` exists is done and skipped. Returns the last trained stage's trainer (None when all
+    were done already)."""
+    stages = stage_configs(config)
+    trainer = None
+    for number, (name, stage) in enumerate(stages, 1):
+        final = Path(stage["training"]["output_dir"]) / "final"
+        if len(stages) > 1 and (final / "config.json").is_file():
+            logger.info("stage %d/%d %s: done already (%s), skipping", number, len(stages), name, final)
+            continue
+        if len(stages) > 1:
+            logger.info("stage %d/%d %s -> %s", number, len(stages), name, final)
+        trainer = train_stage(stage, callbacks)
+    return trainer
+
+
+def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = ()) -> ElysiumSFTTrainer:
+    """Build everything from a one-stage `config`, train (resuming if possible), save `final/`."""
     data_cfg = dict(config["data"])
     prepare_synthetic(data_cfg)
     args = SFTConfig(**{**DEFAULT_ARGS, **config["training"], **REQUIRED_ARGS})

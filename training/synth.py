@@ -1014,6 +1014,7 @@ def synthesize(
             dropped += lost
             frame_count += plan.num_frames
     write_text_atomic(annotations, "".join(json.dumps(r) + "\n" for r in all_records))
+    write_text_atomic(out / "grounding.jsonl", "".join(json.dumps(g) + "\n" for g in grounding_rows(all_records)))
     partial.unlink(missing_ok=True)
     flags = Counter(k for r in all_records for k, v in r["metadata"]["flags"].items() if v)
     return SynthSummary(
@@ -1028,6 +1029,23 @@ def synthesize(
         seconds=round(time.perf_counter() - start, 3),
         flags=dict(sorted(flags.items())),
     )
+
+
+def grounding_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Image grounding rows (`{image, box, expression}`, as `GroundingSource` reads) from the first frame of each
+    track: the frame its referring expression was written for. The image data of the paper's stage 1."""
+    rows = []
+    for record in records:
+        if record.get("expression") and record["metadata"]["frame_indices"][0] == 0:
+            rows.append(
+                {
+                    "id": record["id"],
+                    "image": record["frames"][0],
+                    "box": record["box"][0],
+                    "expression": record["expression"],
+                }
+            )
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------
