@@ -25,9 +25,12 @@ def tiny_model_config(
     image_size: int = 28,
     t_selector_tokens: int = 2,
     max_position_embeddings: int = 4096,
+    vision: dict[str, Any] | None = None,
+    text: dict[str, Any] | None = None,
 ) -> ElysiumConfig:
-    """A random Elysium small enough to train on CPU in seconds (2-layer CLIP and Llama, width 32)."""
-    vision = dict(
+    """A random Elysium small enough to train on CPU in seconds (2-layer CLIP and Llama, width 32 by default;
+    `vision` / `text` override the CLIP / Llama config fields, e.g. `{"hidden_size": 128, "patch_size": 8}`)."""
+    vision_fields = dict(
         model_type="clip_vision_model",
         hidden_size=32,
         intermediate_size=64,
@@ -35,8 +38,8 @@ def tiny_model_config(
         num_attention_heads=2,
         image_size=image_size,
         patch_size=14,
-    )
-    text = dict(
+    ) | dict(vision or {})
+    text_fields = dict(
         model_type="llama",
         hidden_size=32,
         intermediate_size=64,
@@ -45,10 +48,39 @@ def tiny_model_config(
         num_key_value_heads=2,
         vocab_size=vocab_size,
         max_position_embeddings=max_position_embeddings,
-    )
+    ) | dict(text or {})
     return ElysiumConfig(
-        vision_config=vision, text_config=text, image_token_id=image_token_id, t_selector_tokens=t_selector_tokens
+        vision_config=vision_fields,
+        text_config=text_fields,
+        image_token_id=image_token_id,
+        t_selector_tokens=t_selector_tokens,
     )
+
+
+def sincos_2d(grid: int, dim: int) -> torch.Tensor:
+    """MAE's fixed 2-D sine-cosine position table, `(grid * grid, dim)`: half the channels encode the row, half
+    the column, each as sines and cosines of geometrically spaced frequencies."""
+    if dim % 4:
+        raise ValueError(f"a 2-D sine-cosine table needs a width divisible by 4, got {dim}")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    parts = []
+    for axis in (rows, cols):
+        angles = axis.reshape(-1, 1).double() * omega
+        parts += [angles.sin(), angles.cos()]
+    return torch.cat(parts, dim=1).float()
+
+
+def init_sincos_positions(model: ElysiumForConditionalGeneration) -> None:
+    """Start a from-scratch CLIP's learned position embeddings at a 2-D sine-cosine table (CLS row zero), so
+    every patch says where it is from step one: at the default init (std 0.02) position is a whisper under the
+    content and boxes stay at the mean box for thousands of steps. They are still trained."""
+    embeddings = model.model.vision_tower.embeddings
+    table = embeddings.position_embedding.weight
+    grid = int(round((table.shape[0] - 1) ** 0.5))
+    with torch.no_grad():
+        table[0].zero_()
+        table[1:] = sincos_2d(grid, table.shape[1]).to(table.dtype)
 
 
 def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForConditionalGeneration, ElysiumProcessor]:
@@ -75,9 +107,20 @@ def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForCond
         tokenizer = synth_tokenizer()
         size = int(model_cfg.get("image_size", 28))
         tokens = int(model_cfg.get("t_selector_tokens", 2))
-        config = tiny_model_config(len(tokenizer), tokenizer.convert_tokens_to_ids("<image>"), size, tokens)
+        config = tiny_model_config(
+            len(tokenizer),
+            tokenizer.convert_tokens_to_ids("<image>"),
+            size,
+            tokens,
+            vision=model_cfg.get("vision"),
+            text=model_cfg.get("text"),
+        )
+        config.t_selector_straight_through = bool(model_cfg.get("t_selector_straight_through", True))
+        config.vision_feature_layer = int(model_cfg.get("vision_feature_layer", config.vision_feature_layer))
         torch.manual_seed(int(model_cfg.get("init_seed", 0)))
         model = ElysiumForConditionalGeneration(config)
+        if model_cfg.get("position_init") == "sincos":
+            init_sincos_positions(model)
         model.set_attn_implementation(attn)
         processor = ElysiumProcessor(
             ElysiumImageProcessor(size={"height": size, "width": size}), tokenizer, num_image_tokens=tokens
