@@ -5,13 +5,15 @@ Baselines (what a model must beat to show it perceives anything):
 - RSOT: one fixed box at the frame centre, sized as the median ground-truth box of the set.
 - Video-REG: the most common reference description of the set, for every track.
 Tracking is scored with One-Pass Evaluation (got10k protocol); captions with METEOR and CIDEr-D.
+`evaluate_heldout` = `track_heldout` (the predictions, kept by `elysium heldout` to draw failure cases) +
+`score_heldout`.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +22,18 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .ope import OPEResult, score_dataset, score_sequence, xyxy_to_xywh
+from .ope import OPEResult, rect_iou, score_dataset, score_sequence, xyxy_to_xywh
 
 PROTOCOL = "got10k"
 
 
 @dataclass
 class Track:
-    """One record: its frames (as RGB arrays), pixel ground truth x1,y1,x2,y2 and texts."""
+    """One record: its frames (as RGB arrays), pixel ground truth x1,y1,x2,y2 and texts.
+
+    `frame_indices` are the frames' numbers in the source video: generated records skip the frames where the
+    object is out of view.
+    """
 
     id: str
     frames: list[np.ndarray]
@@ -36,6 +42,7 @@ class Track:
     description: str
     frame_size: tuple[int, int]
     flags: dict[str, Any] = field(default_factory=dict)
+    frame_indices: list[int] = field(default_factory=list)
 
 
 def load_tracks(annotations: str | Path, limit: int | None = None, max_frames: int | None = None) -> list[Track]:
@@ -59,6 +66,7 @@ def load_tracks(annotations: str | Path, limit: int | None = None, max_frames: i
                 description=record["object_description"],
                 frame_size=(w, h),
                 flags=dict(record.get("metadata", {}).get("flags", {}), size=_size_of(record)),
+                frame_indices=list(record.get("metadata", {}).get("frame_indices", range(len(paths))))[: len(paths)],
             )
         )
     return tracks
@@ -68,9 +76,16 @@ def _size_of(record: dict[str, Any]) -> str:
     return str(record.get("metadata", {}).get("attributes", {}).get("size", "unknown"))
 
 
-def ope(predictions: Sequence[np.ndarray], tracks: Sequence[Track]) -> OPEResult:
+def ope(predictions: Sequence[np.ndarray], tracks: Sequence[Track], first_frame_given: bool = True) -> OPEResult:
+    """OPE scores; RSOT (`first_frame_given=False`) is scored on its own frame-1 box too."""
     scores = [
-        score_sequence(xyxy_to_xywh(pred), xyxy_to_xywh(track.boxes), protocol=PROTOCOL, name=track.id)
+        score_sequence(
+            xyxy_to_xywh(pred),
+            xyxy_to_xywh(track.boxes),
+            protocol=PROTOCOL,
+            name=track.id,
+            first_frame_given=first_frame_given,
+        )
         for pred, track in zip(predictions, tracks)
     ]
     return score_dataset(scores, PROTOCOL)
@@ -92,14 +107,18 @@ def central_boxes(tracks: Sequence[Track]) -> list[np.ndarray]:
     return out
 
 
-def evaluate_heldout(
-    tracker: Any,
-    tracks: Sequence[Track],
-    batch_size: int = 8,
-    captions: bool = True,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """SOT, RSOT and Video-REG scores of `tracker` (an `ElysiumTracker`) on `tracks`, each beside its baseline."""
+@dataclass
+class HeldoutPredictions:
+    """A tracker's pixel boxes `[x1,y1,x2,y2]` per track, one array per track in the order of the tracks."""
+
+    sot: list[np.ndarray]
+    rsot: list[np.ndarray]
+
+
+def track_heldout(
+    tracker: Any, tracks: Sequence[Track], batch_size: int = 8, progress: bool = True
+) -> HeldoutPredictions:
+    """Track every record twice with `tracker` (an `ElysiumTracker`): by its first-frame box and by its expression."""
     from elysium.inference.tracker import VideoSource
 
     sot, rsot = [], []
@@ -112,49 +131,91 @@ def evaluate_heldout(
         sources = [VideoSource.from_frames(t.frames) for t in chunk]
         for result in tracker.track_batch(sources, expressions=[t.expression for t in chunk]):
             rsot.append(np.asarray(result.boxes, dtype=np.float64))
+    return HeldoutPredictions(sot, rsot)
 
+
+def first_boxes(tracks: Sequence[Track]) -> list[np.ndarray]:
+    """The SOT baseline: the first-frame box repeated in every frame."""
+    return [np.repeat(t.boxes[:1], len(t.frames), 0) for t in tracks]
+
+
+def score_heldout(
+    tracker: Any,
+    tracks: Sequence[Track],
+    predictions: HeldoutPredictions,
+    captions: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The scores of tracked `predictions`, each beside its baseline; Video-REG asks `tracker` for captions."""
     report: dict[str, Any] = {
         "tracks": len(tracks),
         "protocol": PROTOCOL,
-        "sot": summary(ope(sot, tracks)),
-        "sot_baseline_first_box": summary(ope([np.repeat(t.boxes[:1], len(t.frames), 0) for t in tracks], tracks)),
-        "rsot": summary(ope(rsot, tracks)),
-        "rsot_baseline_central_box": summary(ope(central_boxes(tracks), tracks)),
-        "by_condition": breakdown(sot, tracks),
+        "sot": summary(ope(predictions.sot, tracks)),
+        "sot_baseline_first_box": summary(ope(first_boxes(tracks), tracks)),
+        "rsot": summary(ope(predictions.rsot, tracks, first_frame_given=False)),
+        "rsot_baseline_central_box": summary(ope(central_boxes(tracks), tracks, first_frame_given=False)),
+        "by_condition": breakdown(predictions.sot, tracks),
     }
     if captions:
         from .captions import score_captions
 
-        predictions = {t.id: tracker.describe(t.frames, t.boxes[0].tolist()) for t in tracks}
+        described = tqdm(tracks, desc="held-out captions", disable=not progress)
+        predicted = {t.id: tracker.describe(t.frames, t.boxes[0].tolist()) for t in described}
         references = {t.id: t.description for t in tracks}
         common = Counter(references.values()).most_common(1)[0][0]
-        report["video_reg"] = score_captions(predictions, references).to_dict()
+        report["video_reg"] = score_captions(predicted, references).to_dict()
         report["video_reg_baseline_most_common"] = score_captions({k: common for k in references}, references).to_dict()
         report["video_reg_examples"] = [
-            {"id": k, "prediction": predictions[k], "reference": references[k]} for k in list(references)[:5]
+            {"id": k, "prediction": predicted[k], "reference": references[k]} for k in list(references)[:5]
         ]
     return report
 
 
+def evaluate_heldout(
+    tracker: Any,
+    tracks: Sequence[Track],
+    batch_size: int = 8,
+    captions: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """SOT, RSOT and Video-REG scores of `tracker` (an `ElysiumTracker`) on `tracks`, each beside its baseline."""
+    predictions = track_heldout(tracker, tracks, batch_size, progress)
+    return score_heldout(tracker, tracks, predictions, captions, progress)
+
+
+def mean_ious(predictions: Sequence[np.ndarray], tracks: Sequence[Track]) -> list[float]:
+    """Each track's IoU averaged over its frames: ranks tracks from worst to best (got10k's IoU)."""
+    return [float(np.mean(frame_ious(pred, track))) for pred, track in zip(predictions, tracks)]
+
+
+def frame_ious(prediction: np.ndarray, track: Track) -> np.ndarray:
+    """IoU of the predicted and ground-truth box in each frame of `track` (frames without a prediction score 0)."""
+    pred = np.asarray(prediction, dtype=np.float64).reshape(-1, 4)[: len(track.boxes)]
+    ious = np.zeros(len(track.boxes))
+    ious[: len(pred)] = rect_iou(xyxy_to_xywh(pred), xyxy_to_xywh(track.boxes[: len(pred)]))
+    return ious
+
+
+# Conditions a record can have (from its metadata flags and size attribute), the hard cases of generated data.
+CONDITIONS: dict[str, Callable[[Track], bool]] = {
+    "occluded": lambda t: bool(t.flags.get("occluded")),
+    "has_distractor": lambda t: bool(t.flags.get("has_distractor")),
+    "abrupt_motion": lambda t: bool(t.flags.get("abrupt_motion")),
+    "leaves_frame": lambda t: bool(t.flags.get("leaves_frame")),
+    "small": lambda t: t.flags.get("size") == "small",
+}
+
+
 def breakdown(predictions: Sequence[np.ndarray], tracks: Sequence[Track]) -> dict[str, dict[str, float]]:
     """SOT AUC on the tracks with each condition (occlusion, distractors, small objects, ...) and without."""
-    conditions = {
-        "occluded": lambda t: bool(t.flags.get("occluded")),
-        "has_distractor": lambda t: bool(t.flags.get("has_distractor")),
-        "abrupt_motion": lambda t: bool(t.flags.get("abrupt_motion")),
-        "leaves_frame": lambda t: bool(t.flags.get("leaves_frame")),
-        "small": lambda t: t.flags.get("size") == "small",
-    }
     out = {}
-    for name, test in conditions.items():
+    for name, test in CONDITIONS.items():
         chosen = [i for i, t in enumerate(tracks) if test(t)]
         rest = [i for i, t in enumerate(tracks) if not test(t)]
         out[name] = {
             "tracks_with": len(chosen),
-            "auc_with": ope([predictions[i] for i in chosen], [tracks[i] for i in chosen]).success_auc
-            if chosen
-            else None,
-            "auc_without": ope([predictions[i] for i in rest], [tracks[i] for i in rest]).success_auc if rest else None,
+            "auc_with": _auc(predictions, tracks, chosen),
+            "auc_without": _auc(predictions, tracks, rest),
         }
     return out
 

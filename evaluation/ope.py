@@ -267,10 +267,11 @@ class OPEResult:
         return report
 
 
-def _score_got10k(pred: np.ndarray, gt: np.ndarray, name: str) -> SequenceScore:
+def _score_got10k(pred: np.ndarray, gt: np.ndarray, name: str, first_frame_given: bool = True) -> SequenceScore:
     length = min(len(pred), len(gt))  # ExperimentLaSOT cuts both to the shorter; ExperimentOTB asserts equal
     pred, gt = pred[:length].copy(), gt[:length]
-    pred[0] = gt[0]
+    if first_frame_given:
+        pred[0] = gt[0]
     valid = ~np.any(np.isnan(gt), axis=1)
     if not valid.any():
         raise ValueError(f"sequence {name!r}: no frame has a ground-truth box")
@@ -302,6 +303,7 @@ def _score_pytracking(
     benchmark: str | None,
     exclude_invalid_frames: bool,
     name: str,
+    first_frame_given: bool = True,
 ) -> SequenceScore:
     rules = _pytracking_rules(benchmark)
     pred = pred.copy()
@@ -318,7 +320,8 @@ def _score_pytracking(
         if rules == "lasot":
             raise ValueError(f"sequence {name!r}: {len(pred)} predicted boxes for {count} frames")
         pred = np.concatenate([pred, np.zeros((count - len(pred), 4))], axis=0)
-    pred[0] = gt[0]
+    if first_frame_given:
+        pred[0] = gt[0]
 
     size_ok = (gt[:, 2:] > 0.0).sum(axis=1) == 2  # NaN > 0 is False: NaN rows are invalid
     visible = None if absent is None else ~absent
@@ -361,8 +364,12 @@ def score_sequence(
     benchmark: str | None = None,
     exclude_invalid_frames: bool = False,
     name: str = "",
+    first_frame_given: bool = True,
 ) -> SequenceScore:
     """Curves of one sequence under ``protocol`` (see the module docstring for the rules).
+
+    ``first_frame_given``: both toolkits overwrite frame 1's prediction with its ground truth, as a SOT tracker is
+    handed that box; a tracker started from words (RSOT) predicts frame 1 itself, so pass False to score it.
 
     ``absent``: per-frame flags, True where the target is not visible (LaSOT's full occlusion or
     out of view, GOT-10k's absence.label); only pytracking uses them. ``benchmark`` selects
@@ -380,8 +387,8 @@ def score_sequence(
         if len(flags) != len(gt):
             raise ValueError(f"sequence {name!r}: {len(flags)} absent flags for {len(gt)} ground-truth boxes")
     if protocol == "got10k":
-        return _score_got10k(pred, gt, name)
-    return _score_pytracking(pred, gt, flags, benchmark, exclude_invalid_frames, name)
+        return _score_got10k(pred, gt, name, first_frame_given)
+    return _score_pytracking(pred, gt, flags, benchmark, exclude_invalid_frames, name, first_frame_given)
 
 
 def score_dataset(results: Iterable[SequenceScore], protocol: Protocol | None = None) -> OPEResult:

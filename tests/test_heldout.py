@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from elysium.evaluation.heldout import central_boxes, evaluate_heldout, load_tracks, ope
+from elysium.evaluation.failure_cases import PANELS, SCALE, panel_frames, strip_size, worst_tracks, write_failure_cases
+from elysium.evaluation.heldout import (
+    central_boxes,
+    evaluate_heldout,
+    load_tracks,
+    mean_ious,
+    ope,
+    score_heldout,
+    track_heldout,
+)
 from elysium.training.synth import synthesize
+from PIL import Image
 
 
 class OracleTracker:
@@ -56,3 +67,36 @@ def test_central_baseline_is_one_centred_box_of_median_size(tracks):
         assert (box[0, 0] + box[0, 2]) / 2 == pytest.approx(w / 2) and (box[0, 1] + box[0, 3]) / 2 == pytest.approx(
             h / 2
         )
+
+
+def test_track_then_score_is_evaluate_heldout(tracks):
+    predictions = track_heldout(OracleTracker(tracks), tracks, batch_size=2, progress=False)
+    assert [p.shape for p in predictions.sot] == [t.boxes.shape for t in tracks]
+    scored = score_heldout(OracleTracker(tracks), tracks, predictions, captions=False, progress=False)
+    assert scored == evaluate_heldout(OracleTracker(tracks), tracks, batch_size=2, captions=False, progress=False)
+    assert mean_ious(predictions.sot, tracks) == pytest.approx([1.0] * len(tracks))
+
+
+def test_failure_cases_draw_the_worst_track_of_each_condition(tracks, tmp_path):
+    marked = [dataclasses.replace(t, flags={**t.flags, "occluded": i < 2}) for i, t in enumerate(tracks)]
+    sot = [t.boxes for t in marked]
+    sot[1] = sot[1] + [6, 4, 6, 4]  # the second track drifts, the others are exact
+    (tmp_path / "stale.png").write_bytes(b"")
+    cases = write_failure_cases(marked, {"sot": sot}, tmp_path, model="m", per_condition=1, conditions=["occluded"])
+
+    assert [(c.condition, c.task, c.track_id) for c in cases] == [("occluded", "sot", marked[1].id)]
+    assert cases[0].mean_iou < 1 and cases[0].path == tmp_path / f"occluded-sot-{marked[1].id}.png"
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [cases[0].path.name]  # the stale image is gone
+    w, h = marked[1].frame_size
+    image = Image.open(cases[0].path)
+    assert image.size == strip_size((w, h), panels=min(PANELS, len(marked[1].frames)))
+    assert image.width > PANELS * SCALE * w and image.height > SCALE * h
+    assert cases[0].to_dict(root=tmp_path)["path"] == cases[0].path.name
+
+
+def test_worst_tracks_rank_only_tracks_with_the_condition(tracks):
+    sizes = ["large", *["small"] * (len(tracks) - 1)]
+    marked = [dataclasses.replace(t, flags={**t.flags, "size": size}) for t, size in zip(tracks, sizes)]
+    ious = [0.0, *[0.9 - 0.1 * i for i in range(1, len(marked))]]
+    assert worst_tracks(marked, ious, "small", count=2) == [len(marked) - 1, len(marked) - 2]
+    assert panel_frames(12, 6) == [0, 2, 4, 7, 9, 11] and panel_frames(3, 6) == [0, 1, 2]

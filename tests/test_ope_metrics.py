@@ -252,3 +252,16 @@ def test_dataset_guards():
         score_sequence(PRED, GT, "pysot")
     summary = score_dataset([a]).summary()
     assert list(summary) == ["success_auc", "precision_20px", "norm_precision", "sequences"]
+
+
+@pytest.mark.parametrize("protocol", ["got10k", "pytracking"])
+def test_rsot_scores_its_own_first_frame(protocol):
+    """Both toolkits hand frame 1's ground truth to a SOT tracker; an RSOT tracker's frame-1 box must be scored."""
+    gt = np.array([[10.0, 10.0, 20.0, 20.0]] * 4)
+    pred = gt.copy()
+    pred[0] = [60.0, 60.0, 20.0, 20.0]  # frame 1 wrong, the rest exact
+    given = score_sequence(pred, gt, protocol=protocol)
+    own = score_sequence(pred, gt, protocol=protocol, first_frame_given=False)
+    assert given.success_auc == pytest.approx(score_sequence(gt, gt, protocol=protocol).success_auc)
+    assert own.success_auc < given.success_auc
+    assert own.success_curve[-2] == pytest.approx(0.75)  # 3 of 4 frames overlap at the high thresholds
