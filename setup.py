@@ -6,7 +6,7 @@ as top-level names on PyPI), so code imports ``elysium.processing``, ``elysium.h
 
 from setuptools import setup
 
-FOLDERS = ["modeling_elysium", "processing", "training", "evaluation", "inference", "hub"]
+FOLDERS = ["modeling_elysium", "processing", "training", "evaluation", "inference", "hub", "models", "assets"]
 
 setup(
     name="elysium",
@@ -17,7 +17,13 @@ setup(
     python_requires=">=3.10",
     packages=["elysium"] + [f"elysium.{name}" for name in FOLDERS],
     package_dir={"elysium": "elysium_namespace", **{f"elysium.{name}": name for name in FOLDERS}},
-    package_data={"elysium.training": ["configs/*.yaml"]},
+    package_data={
+        "elysium.training": ["configs/*.yaml"],
+        # The shipped model is a save_pretrained folder (weights, processor, card, flat code for trust_remote_code),
+        # installed whole; its name is not a Python identifier, so setuptools sees its files as data.
+        "elysium.models": ["elysium-tiny/*", "elysium-tiny/**/*"],
+        "elysium.assets": ["demo.mp4", "demo.json"],
+    },
     install_requires=[
         "torch>=2.4",
         "transformers>=5.0",

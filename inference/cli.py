@@ -15,8 +15,10 @@ import sys
 _COMMAND_MODULES = [
     "elysium.hub.cli",
     "elysium.inference.track_cli",
+    "elysium.inference.demo_cli",
     "elysium.inference.eval_cli",
     "elysium.evaluation.cli",
+    "elysium.evaluation.heldout_cli",
     "elysium.training.data_cli",
 ]
 

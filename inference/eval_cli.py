@@ -13,6 +13,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from elysium.evaluation.benchmarks import BenchmarkError, load_benchmark
     from elysium.evaluation.runner import EvalRunError, run_benchmark
+    from elysium.inference.default_model import DEFAULT_MODEL
     from elysium.inference.loading import load_model_and_processor
     from elysium.inference.tracker import ElysiumTracker
     from tqdm.auto import tqdm
@@ -45,7 +46,7 @@ def run_eval(args: argparse.Namespace) -> int:
             protocol=args.protocol,
             max_frames=args.max_frames,
             batch_size=args.batch_size,
-            tracker_name=Path(str(args.model)).name or "Elysium",
+            tracker_name=Path(args.model or DEFAULT_MODEL).name or "Elysium",
             on_sequence=step,
         )
     except EvalRunError as error:
@@ -82,7 +83,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--benchmark", required=True, choices=BENCHMARKS)
     parser.add_argument("--root", required=True, help="benchmark folder (ElysiumTrack: the JSON-lines file)")
-    parser.add_argument("--model", default=None, help="folder of a saved Elysium")
+    parser.add_argument("--model", default=None, help="folder of a saved Elysium (default: the packaged elysium-tiny)")
     parser.add_argument("--task", choices=("sot", "rsot"), default="sot", help="start from the box or the words")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="got10k", help="scoring rules (default got10k)")
     parser.add_argument("--subset", default=None, help="LaSOT test/all, GOT-10k val/test, UAV123/UAV20L")

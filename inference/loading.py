@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from elysium.inference import default_model
 from elysium.inference.cli import UserError
-from elysium.inference.default_model import DEFAULT_MODEL, NO_DEFAULT_MESSAGE
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -24,16 +24,19 @@ def resolve_device(device: str | None) -> torch.device:
 
 
 def load_model_and_processor(model_path: str | Path | None, device: str | None = None) -> tuple[Any, Any]:
-    """A local folder (or `DEFAULT_MODEL`) -> `(ElysiumForConditionalGeneration in eval mode, ElysiumProcessor)`."""
+    """A local folder (None: the packaged `elysium-tiny`) -> `(ElysiumForConditionalGeneration in eval mode,
+    ElysiumProcessor)`."""
     import elysium.modeling_elysium  # noqa: F401  (registers the Auto classes)
     import elysium.processing  # noqa: F401
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from transformers.utils import logging as hf_logging
 
-    path = model_path if model_path is not None else DEFAULT_MODEL
-    if path is None:
-        raise UserError(NO_DEFAULT_MESSAGE)
-    folder = Path(path)
+    if model_path is None:
+        try:
+            model_path = default_model.default_model_path()
+        except FileNotFoundError as error:
+            raise UserError(str(error)) from None
+    folder = Path(model_path)
     if not folder.is_dir():
         raise UserError(f"model folder {folder} does not exist; pass --model a folder saved with save_pretrained.")
     if not (folder / "config.json").is_file():

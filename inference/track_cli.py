@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from elysium.atomic import write_json_atomic
 from elysium.inference.cli import UserError
+from elysium.inference.default_model import DEFAULT_MODEL
 
 GIVEN_COLOR = (40, 220, 90)  # boxes read from the model
 REPAIRED_COLOR = (255, 150, 0)  # boxes carried over malformed output
@@ -145,7 +146,7 @@ def run_track(args: argparse.Namespace) -> int:
         allow_truncated=args.allow_truncated,
         quiet=args.quiet,
     )
-    data["model"] = str(args.model)
+    data["model"] = str(args.model or DEFAULT_MODEL)
     write_json_atomic(json_path, data)
     warning = " (the video is truncated: tracked the frames that decode)" if result.truncated else ""
     print(f"tracked {len(result.frames)} frames ({result.num_repaired} repaired) in {data['seconds']:.1f}s{warning}")
@@ -154,21 +155,30 @@ def run_track(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_video(tracker: Any, video: str, box: list[float], *, num_frames: int = 8, max_new_tokens: int = 64) -> str:
+    """What `elysium describe` does once the model is loaded: describe the object at `box` (pixels of frame 0),
+    shown `num_frames` frames spread evenly over the video, decoded at the model's input size."""
+    from elysium.processing.video import probe_video, read_video
+
+    info = probe_video(video)
+    count = max(1, min(info.num_frames, num_frames))
+    indices = sorted(set(np.linspace(0, info.num_frames - 1, count).round().astype(int).tolist()))
+    frames = read_video(video, size=tracker.model_size, indices=indices)
+    return tracker.describe(list(frames.frames), box, frame_size=frames.original_size, max_new_tokens=max_new_tokens)
+
+
 def run_describe(args: argparse.Namespace) -> int:
     from elysium.inference.loading import load_model_and_processor
     from elysium.inference.tracker import ElysiumTracker
     from elysium.processing.boxes import check_box
-    from elysium.processing.video import probe_video, read_video
+    from elysium.processing.video import probe_video
 
     box = parse_box_argument(args.box)
     info = probe_video(args.video)
     check_box(box, (info.width, info.height), what="--box")
     model, processor = load_model_and_processor(args.model, args.device)
     tracker = ElysiumTracker(model, processor, clip_len=max(2, args.frames))
-    count = max(1, min(info.num_frames, args.frames))
-    indices = sorted(set(np.linspace(0, info.num_frames - 1, count).round().astype(int).tolist()))
-    video = read_video(args.video, size=tracker.model_size, indices=indices)
-    print(tracker.describe(list(video.frames), box, frame_size=video.original_size, max_new_tokens=args.max_new_tokens))
+    print(describe_video(tracker, args.video, box, num_frames=args.frames, max_new_tokens=args.max_new_tokens))
     return 0
 
 
@@ -189,7 +199,7 @@ def run_ground(args: argparse.Namespace) -> int:
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="folder of a saved Elysium (default: the packaged model)")
+    parser.add_argument("--model", default=None, help="folder of a saved Elysium (default: the packaged elysium-tiny)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
 
 

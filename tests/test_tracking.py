@@ -265,7 +265,6 @@ def _bad_inputs(tmp: Path, video: Path, model_dir: Path) -> dict[str, tuple[list
         "box not numbers": (["track", str(video), "--box", "a,b,c,d", *m], "not four numbers"),
         "empty expression": (["track", str(video), "--expression", "  ", *m], "empty"),
         "missing model": (["track", str(video), "--box", "0,0,5,5", "--model", str(tmp / "none")], "does not exist"),
-        "no model": (["track", str(video), "--box", "0,0,5,5"], "no default model ships yet; pass --model"),
         "model not saved": (["track", str(video), "--box", "0,0,5,5", "--model", str(tmp)], "config.json"),
         "ground empty": (["ground", str(video), "--expression", "", "--model", str(model_dir)], "empty"),
         "describe outside": (["describe", str(video), "--box", "0,0,99,99", "--model", str(model_dir)], "outside"),
