@@ -66,11 +66,19 @@ def test_records_are_valid_for_the_loader(synth_dir: Path) -> None:
 def test_grounding_rows_are_each_tracks_first_frame_with_its_expression(synth_dir: Path) -> None:
     records = {r["id"]: r for r in _records(synth_dir)}
     rows = [json.loads(line) for line in (synth_dir / "grounding.jsonl").read_text().splitlines()]
-    assert rows and {row["id"] for row in rows} <= set(records)
+    assert rows and {row["id"].removesuffix("-looks") for row in rows} <= set(records)
+    looks = [row for row in rows if row["id"].endswith("-looks")]
+    assert looks and len(rows) - len(looks) == len(records)  # every track's expression, plus its looks if unique
     for row in rows:
-        record = records[row["id"]]
+        record = records[row["id"].removesuffix("-looks")]
         assert row["image"] == record["frames"][0] and row["box"] == record["box"][0]
-        assert row["expression"] == record["expression"] and (synth_dir / row["image"]).is_file()
+        assert (synth_dir / row["image"]).is_file()
+        if row in looks:  # every attribute, no position word: found only from the pixels
+            attributes = record["metadata"]["attributes"]
+            assert all(attributes[k] in row["expression"] for k in ("size", "color", "shape"))
+            assert not any(w in row["expression"] for w in ("left", "right", "top", "bottom", "middle"))
+        else:
+            assert row["expression"] == record["expression"]
 
 
 def test_box_sits_on_the_objects_pixels(synth_dir: Path) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import PIL.Image
 import pytest
 import torch
 from accelerate.commands.config.config_args import load_config_from_file
 from elysium.training.config import apply_overrides, load_config, stage_configs
-from elysium.training.model_setup import build_model_and_processor, set_trainable
+from elysium.training.curves import plot_runs, read_run
+from elysium.training.model_setup import build_model_and_processor, set_trainable, sincos_2d
 from elysium.training.sft import train
 from safetensors.torch import load_file
 from trl import SFTConfig
@@ -178,7 +180,29 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
     assert first.keys() == second.keys() and any(not torch.equal(first[k], second[k]) for k in first)
     assert not list(tmp_path.glob("run/*/.final.partial"))  # final/ is renamed into place whole
 
+    curves = read_run(tmp_path / "run")  # the record of the recipe: stages end to end
+    assert [(s["name"], s["first_step"], s["steps"]) for s in curves["stages"]] == [("images", 0, 2), ("video", 2, 2)]
+    assert all(e["loss"] > 0 for s in curves["stages"] for e in s["log"])
+    with PIL.Image.open(plot_runs([curves], tmp_path / "curves.png")) as image:
+        assert image.size[0] > 400
+
     assert train(config) is None  # both finished: nothing to do
     (video / "config.json").unlink()
     assert Path(train(config).args.output_dir).name == "video"  # only the unfinished stage runs again
     assert load_file(images / "model.safetensors").keys() == first.keys()
+
+
+def test_tiny_models_take_sizes_feature_layer_and_a_sine_cosine_position_start():
+    model_cfg = load_config(CONFIGS / "tiny.yaml")["model"]
+    model, processor = build_model_and_processor(model_cfg)
+    vision, text = model.config.vision_config, model.config.text_config
+    assert (vision.hidden_size, vision.patch_size, vision.image_size) == (96, 8, 64) and text.hidden_size == 128
+    assert model.config.vision_feature_layer == -1 and model.config.t_selector_tokens == 16
+    assert processor.num_image_tokens == 16
+    table = model.model.vision_tower.embeddings.position_embedding.weight.detach()
+    assert torch.equal(table[0], torch.zeros(96)) and torch.allclose(table[1:], sincos_2d(8, 96))
+    assert torch.cdist(table[1:], table[1:]).add(torch.eye(64)).min() > 0.1  # every patch has its own code
+    frozen, _ = build_model_and_processor({**model_cfg, "t_selector_straight_through": False})
+    assert frozen.config.t_selector_straight_through is False
+    plain, _ = build_model_and_processor({**model_cfg, "position_init": None})
+    assert plain.model.vision_tower.embeddings.position_embedding.weight.std() < 0.05  # the default init

@@ -1031,20 +1031,29 @@ def synthesize(
     )
 
 
+def _looks(attributes: dict[str, Any]) -> str:
+    """ "small red striped circle": every attribute word, as the descriptions start (no texture word for plain)."""
+    texture = "" if attributes["texture"] == "plain" else attributes["texture"]
+    return " ".join(x for x in (attributes["size"], attributes["color"], texture, attributes["shape"]) if x)
+
+
 def grounding_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Image grounding rows (`{image, box, expression}`, as `GroundingSource` reads) from the first frame of each
-    track: the frame its referring expression was written for. The image data of the paper's stage 1."""
+    track, the frame its referring expression was written for: that expression, and "the <every attribute>"
+    where no other object looks the same. The image data of the paper's stage 1.
+
+    The attribute phrase has no position word, so it can only be read from (REG) or found in (REC) the pixels;
+    the minimal expressions alone ("the shape at the bottom") let a model answer from the box's numbers."""
     rows = []
     for record in records:
-        if record.get("expression") and record["metadata"]["frame_indices"][0] == 0:
-            rows.append(
-                {
-                    "id": record["id"],
-                    "image": record["frames"][0],
-                    "box": record["box"][0],
-                    "expression": record["expression"],
-                }
-            )
+        meta = record["metadata"]
+        if not record.get("expression") or meta["frame_indices"][0] != 0:
+            continue
+        first = {"image": record["frames"][0], "box": record["box"][0]}
+        rows.append({"id": record["id"], **first, "expression": record["expression"]})
+        looks = _looks(meta["attributes"])
+        if sum(_looks(other) == looks for other in meta["scene"]) == 1:
+            rows.append({"id": f"{record['id']}-looks", **first, "expression": f"the {looks}"})
     return rows
 
 
