@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import PIL.Image
@@ -12,6 +13,7 @@ from elysium.training.config import apply_overrides, load_config, stage_configs
 from elysium.training.curves import plot_runs, read_run
 from elysium.training.model_setup import build_model_and_processor, set_trainable, sincos_2d
 from elysium.training.sft import train
+from elysium.training.ship_tiny import ship
 from safetensors.torch import load_file
 from trl import SFTConfig
 
@@ -185,6 +187,14 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
     assert all(e["loss"] > 0 for s in curves["stages"] for e in s["log"])
     with PIL.Image.open(plot_runs([curves], tmp_path / "curves.png")) as image:
         assert image.size[0] > 400
+
+    shipped = ship(tmp_path / "run", tmp_path / "shipped", config_path=str(recipe))  # as elysium-tiny ships
+    record = json.loads((shipped / "elysium_recipe.json").read_text())
+    assert record["data_seed"] == 0 and [s["name"] for s in record["stages"]] == ["images", "video"]
+    assert record["stages"][0]["sources"] == ["grounding"] and record["stages"][1]["steps"] == 2
+    assert "# elysium-tiny" in (shipped / "README.md").read_text() and (shipped / "training_curves.png").is_file()
+    assert not (shipped / "training_args.bin").exists()
+    assert load_file(shipped / "model.safetensors").keys() == second.keys()
 
     assert train(config) is None  # both finished: nothing to do
     (video / "config.json").unlink()

@@ -1,0 +1,166 @@
+"""Ship a trained `tiny.yaml` run as the package's default model, `models/elysium-tiny`, with its record.
+
+    python -m elysium.training.ship_tiny --run runs/elysium-tiny --compare runs/elysium-tiny-frozen-gate \
+        --heldout docs/elysium-tiny/heldout/report.json --out models/elysium-tiny
+
+Copies the run's last stage `final/` (weights, processor, flat code) and adds what a user needs to trust it:
+`elysium_recipe.json` (config, data seed, stages with steps, batch, learning rate and wall time, library versions,
+the held-out scores), `training_curves.json` / `.png` (the runs end to end, the compared run beside it) and a model
+card with the held-out tables of `elysium heldout`. The folder is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from elysium.atomic import write_json_atomic
+from elysium.evaluation.heldout_report import conditions_table, scores_table
+from elysium.hub.export import atomic_folder, model_card
+
+from .config import load_config, stage_configs
+from .curves import plot_runs, read_run
+
+CONFIG = "training/configs/tiny.yaml"
+SIZE_LIMIT = 30 * 2**20
+
+
+def recipe_record(
+    run: dict[str, Any], config: dict[str, Any], config_path: str, heldout: dict[str, Any] | None
+) -> dict[str, Any]:
+    """What produced the weights: enough to run it again and to know what to expect of it."""
+    import torch
+    import transformers
+
+    stages = dict(stage_configs(config))
+    synthetic = config["data"]["synthetic"]
+    return {
+        "config": config_path,
+        "command": f"accelerate launch --num_processes 1 --cpu training/sft.py --config {config_path}",
+        "data_seed": synthetic["seed"],
+        "data": {k: synthetic[k] for k in ("videos", "frames_per_video", "size")},
+        "stages": [
+            {
+                "name": stage["name"],
+                "steps": stage["steps"],
+                "seconds": stage["seconds"],
+                "batch_size": stages[stage["name"]]["training"]["per_device_train_batch_size"],
+                "learning_rate": stages[stage["name"]]["training"]["learning_rate"],
+                "sources": stages[stage["name"]]["data"]["synthetic"].get("sources", ["track"]),
+                "final_loss": stage["log"][-1]["loss"] if stage["log"] else None,
+            }
+            for stage in run["stages"]
+        ],
+        "machine": f"{platform.machine()}, CPU (torch threads per run: see README)",
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        },
+        "heldout": heldout,
+    }
+
+
+def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | None) -> str:
+    """The export's card (usage, prompt and box format) with what elysium-tiny is and how well it does first."""
+    head, _, rest = generic.partition("\n# Elysium\n")
+    stages = "\n".join(
+        f"| {s['name']} | {', '.join(s['sources'])} | {s['steps']} | {s['batch_size']} | {s['learning_rate']:g} | "
+        f"{(s['seconds'] or 0) / 60:.0f} |"
+        for s in recipe["stages"]
+    )
+    quality = (
+        "No held-out report was given."
+        if report is None
+        else "\n\n".join(
+            [
+                "Scores x100 on held-out generated videos (a seed training never used), each beside a trivial "
+                "baseline computed in the same run:",
+                scores_table(report),
+                "SOT success AUC with and without each condition:",
+                conditions_table(report),
+            ]
+        )
+    )
+    return f"""{head}
+# elysium-tiny
+
+The default model of the `elysium` package: a small Elysium (CLIP-style vision tower and Llama, trained from
+scratch) that runs on a CPU with no download. It was trained by the package's own `training/sft.py` on generated
+videos only (`training/synth.py`: colored shapes with nameable attributes, motion, occlusion, distractors), so it
+knows those objects and nothing else: use it to try the package end to end, not on real footage.
+
+## Recipe
+
+`{recipe["command"]}` (`{recipe["config"]}`): data seed {recipe["data_seed"]}, {recipe["data"]["videos"]} videos;
+stage 1 on images (first-frame REC/REG), stage 2 on SOT/RSOT/Video-REG clips of 2-8 frames mixed with the images.
+Training curves: `training_curves.png` / `.json` in this folder; the full record: `elysium_recipe.json`.
+
+| stage | data | steps | batch | learning rate | minutes |
+| :-- | :-- | --: | --: | --: | --: |
+{stages}
+
+## Held-out quality
+
+{quality}
+
+# Elysium
+{rest}"""
+
+
+def ship(
+    run: Path,
+    out: Path,
+    heldout: Path | None = None,
+    compare: list[Path] | None = None,
+    config_path: str = CONFIG,
+) -> Path:
+    """Write `out` (replaced whole) from a run folder of the recipe at `config_path` (repository-relative)."""
+    config = load_config(Path(__file__).resolve().parents[1] / config_path)
+    record = read_run(run)
+    final = run / record["stages"][-1]["name"] / "final"
+    if not (final / "config.json").is_file():
+        raise FileNotFoundError(f"{final} has no saved model: let the run finish (re-run its command to resume)")
+    report = json.loads(heldout.read_text()) if heldout else None
+    recipe = recipe_record(record, config, config_path, report)
+    runs = [record] + [read_run(other) for other in compare or []]
+
+    import elysium.modeling_elysium  # noqa: F401  (registers the Auto classes)
+    from transformers import AutoConfig, AutoProcessor
+
+    with atomic_folder(out, overwrite=True) as tmp:
+        shutil.copytree(final, tmp, dirs_exist_ok=True)
+        (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle of the Trainer's arguments: not for users
+        write_json_atomic(tmp / "elysium_recipe.json", recipe)
+        write_json_atomic(tmp / "training_curves.json", runs)
+        plot_runs(runs, tmp / "training_curves.png")
+        generic = model_card(AutoConfig.from_pretrained(tmp), AutoProcessor.from_pretrained(tmp), repo_id=str(out))
+        (tmp / "README.md").write_text(tiny_card(generic, recipe, report), encoding="utf-8")
+        size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+        if size > SIZE_LIMIT:
+            raise ValueError(f"the model folder is {size / 2**20:.1f} MB; the package ships at most 30 MB")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", required=True, type=Path, help="the tiny.yaml run folder (training.output_dir)")
+    parser.add_argument("--out", default=Path("models/elysium-tiny"), type=Path)
+    parser.add_argument("--heldout", type=Path, default=None, help="report.json of `elysium heldout`")
+    parser.add_argument("--compare", type=Path, nargs="*", default=[], help="other runs drawn beside it")
+    args = parser.parse_args(argv)
+    try:
+        print(ship(args.run, args.out, args.heldout, args.compare))
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
