@@ -7,6 +7,7 @@ Nothing downloads: the model and tokenizer are the ones `tiny: true` trains (`tr
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,3 +68,17 @@ class CrashAt(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.step:
             raise Crash(f"killed at step {self.step}")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, tokenizer) -> Path:
+    """A tiny random Elysium saved with its processor, as the CLI and evaluation commands load one."""
+    folder = tmp_path_factory.mktemp("tiny_model")
+    torch.manual_seed(0)
+    model = ElysiumForConditionalGeneration(tiny_config(len(tokenizer), tokenizer.convert_tokens_to_ids("<image>")))
+    model.save_pretrained(folder)
+    size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    ElysiumProcessor(ElysiumImageProcessor(size=size), tokenizer, num_image_tokens=T_SELECTOR_TOKENS).save_pretrained(
+        folder
+    )
+    return folder

@@ -4,32 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
-import pytest
-import torch
 from elysium.inference.cli import main
 from elysium.training.synth import synthesize
 from PIL import Image
 
 FAST = ["--max-frames", "6", "--clip-len", "4", "--max-new-tokens", "8", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tokenizer) -> Path:
-    from conftest import IMAGE_SIZE, T_SELECTOR_TOKENS, tiny_config
-    from elysium.modeling_elysium import ElysiumForConditionalGeneration
-    from elysium.processing import ElysiumImageProcessor, ElysiumProcessor
-
-    folder = tmp_path_factory.mktemp("runs") / "tiny"
-    torch.manual_seed(0)
-    model = ElysiumForConditionalGeneration(tiny_config(len(tokenizer), tokenizer.convert_tokens_to_ids("<image>")))
-    model.save_pretrained(folder)
-    size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
-    ElysiumProcessor(ElysiumImageProcessor(size=size), tokenizer, num_image_tokens=T_SELECTOR_TOKENS).save_pretrained(
-        folder
-    )
-    return folder
 
 
 def test_two_models_on_a_generated_set_write_report_and_failures(model_dir, tmp_path, capsys):
@@ -78,8 +58,8 @@ def test_captions_are_scored_beside_the_most_common_description(model_dir, tmp_p
     assert code == 0, capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["seed"] == 4244 and not report["settings"]["generated"]
-    assert report["models"]["tiny"]["video_reg"]["count"] == 2
-    assert report["models"]["tiny"]["video_reg"]["cider"] is not None
+    assert report["models"][model_dir.name]["video_reg"]["count"] == 2
+    assert report["models"][model_dir.name]["video_reg"]["cider"] is not None
     assert report["baselines"]["video_reg_most_common"]["meteor"] == 0.25
     assert "| Video-REG METEOR | 25.0 | 25.0 |" in capsys.readouterr().out
 

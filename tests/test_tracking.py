@@ -162,23 +162,6 @@ def test_describe_and_ground(tracker, model, tokenizer):
 # -- the CLI ------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tokenizer) -> Path:
-    from conftest import IMAGE_SIZE, T_SELECTOR_TOKENS, tiny_config
-    from elysium.modeling_elysium import ElysiumForConditionalGeneration
-    from elysium.processing import ElysiumImageProcessor, ElysiumProcessor
-
-    folder = tmp_path_factory.mktemp("tiny_model")
-    torch.manual_seed(0)
-    model = ElysiumForConditionalGeneration(tiny_config(len(tokenizer), tokenizer.convert_tokens_to_ids("<image>")))
-    model.save_pretrained(folder)
-    size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
-    ElysiumProcessor(ElysiumImageProcessor(size=size), tokenizer, num_image_tokens=T_SELECTOR_TOKENS).save_pretrained(
-        folder
-    )
-    return folder
-
-
 def test_cli_track_writes_json_and_annotated_video(model_dir, video20, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(
