@@ -39,7 +39,11 @@ def test_tiny_recipe_is_two_stages_images_then_video():
     (_, images), (_, video) = stages
     assert images["data"]["synthetic"]["sources"] == ["grounding"] and images["model"]["tiny"]
     assert video["data"]["synthetic"]["sources"] == ["track", "grounding"]
-    assert video["model"] == {"model_name_or_path": "out/stage1-images/final", "attn_implementation": "sdpa"}
+    assert video["model"] == {
+        "model_name_or_path": "out/stage1-images/final",
+        "attn_implementation": "sdpa",
+        "lr_scale": {"vision_tower": 0.1, "multi_modal_projector": 0.1},
+    }
     assert images["training"]["output_dir"] == "out/stage1-images"
     assert images["data"]["synthetic"]["seed"] == video["data"]["synthetic"]["seed"]  # one data set, two views
 
@@ -170,9 +174,14 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
         "--training.max_steps": "2",
         "--training.save_steps": "2",
         "--training.per_device_train_batch_size": "2",
+        "--model.lr_scale": "{vision_tower: 0.5}",
     }
     config = load_config(recipe, [item for pair in overrides.items() for item in pair])
     trainer = train(config)
+    vision = {id(p) for p in trainer.model.model.vision_tower.parameters()}
+    rates = {(id(p) in vision, g["initial_lr"]) for g in trainer.optimizer.param_groups for p in g["params"]}
+    lr = trainer.args.learning_rate
+    assert rates == {(True, 0.5 * lr), (False, lr)}  # kept into stage 2, which loads stage 1's final/
     images, video = tmp_path / "run" / "images" / "final", tmp_path / "run" / "video" / "final"
     assert Path(trainer.args.output_dir).name == "video"
     assert trainer.train_dataset.num_rows and (images / "model.safetensors").is_file()

@@ -105,7 +105,7 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         stage = merge(base, {k: v for k, v in entry.items() if k != "name"})
         stage["training"]["output_dir"] = str(root / entry["name"])
         if previous is not None:
-            kept = {k: base["model"][k] for k in ("attn_implementation", "dtype") if k in base["model"]}
+            kept = {k: base["model"][k] for k in ("attn_implementation", "dtype", "lr_scale") if k in base["model"]}
             stage["model"] = {"model_name_or_path": str(previous / "final"), **kept}
         previous = root / entry["name"]
         out.append((entry["name"], stage))

@@ -48,11 +48,36 @@ DEFAULT_ARGS = {"report_to": "none", "max_length": None, "save_only_model": Fals
 
 
 class ElysiumSFTTrainer(SFTTrainer):
-    """SFTTrainer that measures tokens and frames per second and adds them to every log."""
+    """SFTTrainer that measures tokens and frames per second and adds them to every log, and can scale the learning
+    rate of named modules (`lr_scale`, e.g. `{"vision_tower": 0.1}`)."""
 
-    def __init__(self, *args: Any, meter: ThroughputMeter | None = None, **kwargs: Any):
+    def __init__(
+        self, *args: Any, meter: ThroughputMeter | None = None, lr_scale: dict[str, float] | None = None, **kwargs: Any
+    ):
+        self.lr_scale = {str(k): float(v) for k, v in (lr_scale or {}).items()}
         super().__init__(*args, **kwargs)
         self.meter = meter or ThroughputMeter()
+
+    def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
+        """Trainer's optimizer with each of its groups split by `lr_scale`: a parameter whose name contains a key
+        gets that multiple of the learning rate (the scheduler then scales every group alike). A vision tower
+        trained from scratch at the LLM's rate grows activations thousands of times its input, one offset shared
+        by every patch, which leaves the LLM nothing to tell the patches apart by (elysium-tiny)."""
+        optimizer = super().create_optimizer(model)
+        if not self.lr_scale:
+            return optimizer
+        names = {id(p): n for n, p in (model or self.model).named_parameters()}
+        groups = []
+        for group in optimizer.param_groups:
+            buckets: dict[float, list[torch.nn.Parameter]] = {}
+            for param in group["params"]:
+                name = names.get(id(param), "")
+                scale = next((v for k, v in self.lr_scale.items() if k in name), 1.0)
+                buckets.setdefault(scale, []).append(param)
+            for scale, params in buckets.items():
+                groups.append({**group, "params": params, "lr": group["lr"] * scale})
+        optimizer.param_groups = groups
+        return optimizer
 
     def training_step(self, model: torch.nn.Module, inputs: dict[str, Any], *args: Any, **kwargs: Any):
         self.meter.add(inputs)
@@ -195,6 +220,7 @@ def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = (
         data_collator=collator,
         processing_class=processor,
         callbacks=[EpochCallback(dataset), skip_counts, ProgressLineCallback(), *callbacks],
+        lr_scale=config["model"].get("lr_scale"),
     )
     if streaming:  # SFTTrainer read the first sample (a shuffle buffer of records) to inspect it: not trained on
         validation.clear()
