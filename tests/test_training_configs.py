@@ -33,19 +33,21 @@ def test_shipped_training_configs_are_valid(name):
         assert config["data"]["max_frames"] == (32 if name == "stage2_32frames" else 8)
 
 
-def test_tiny_recipe_is_two_stages_images_then_video():
+def test_tiny_recipe_is_images_then_video():
     stages = stage_configs(load_config(CONFIGS / "tiny.yaml", ["--training.output_dir", "out"]))
-    assert [name for name, _ in stages] == ["stage1-images", "stage2-video"]
-    (_, images), (_, video) = stages
-    assert images["data"]["synthetic"]["sources"] == ["grounding"] and images["model"]["tiny"]
+    assert [name for name, _ in stages] == ["stage1a-one-object", "stage1b-images", "stage2-video"]
+    (_, one), (_, images), (_, video) = stages
+    assert one["data"]["synthetic"]["objects_per_video"] == [1, 1] and one["model"]["tiny"]
+    assert one["data"]["synthetic"]["out_dir"] != images["data"]["synthetic"]["out_dir"]  # its own generated set
+    assert images["data"]["synthetic"]["sources"] == ["grounding"]
     assert video["data"]["synthetic"]["sources"] == ["track", "grounding"]
     assert video["model"] == {
-        "model_name_or_path": "out/stage1-images/final",
+        "model_name_or_path": "out/stage1b-images/final",
         "attn_implementation": "sdpa",
         "lr_scale": {"vision_tower": 0.1, "multi_modal_projector": 0.1},
     }
-    assert images["training"]["output_dir"] == "out/stage1-images"
-    assert images["data"]["synthetic"]["seed"] == video["data"]["synthetic"]["seed"]  # one data set, two views
+    assert images["training"]["output_dir"] == "out/stage1b-images"
+    assert len({s["data"]["synthetic"]["seed"] for _, s in stages}) == 1  # one data seed for the whole recipe
 
 
 def test_stage_configs_merge_and_overrides(tmp_path):
