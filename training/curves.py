@@ -44,13 +44,11 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
             for entry in state["log_history"]
             if "loss" in entry
         ]
-        runtime = [e["train_runtime"] for e in state["log_history"] if "train_runtime" in e]
         stages.append(
             {
                 "name": folder.name,
                 "first_step": offset,
                 "steps": state["global_step"],
-                "seconds": round(runtime[-1], 1) if runtime else None,  # the last (resumed) session's wall time
                 "log": log,
             }
         )

@@ -48,7 +48,6 @@ def recipe_record(
             {
                 "name": stage["name"],
                 "steps": stage["steps"],
-                "seconds": stage["seconds"],
                 "batch_size": stages[stage["name"]]["training"]["per_device_train_batch_size"],
                 "learning_rate": stages[stage["name"]]["training"]["learning_rate"],
                 "sources": stages[stage["name"]]["data"]["synthetic"].get("sources", ["track"]),
@@ -62,7 +61,17 @@ def recipe_record(
             "torch": torch.__version__,
             "transformers": transformers.__version__,
         },
-        "heldout": heldout,
+        "heldout": None if heldout is None else compact_report(heldout),
+    }
+
+
+def compact_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The held-out scores without the per-track rows and failure lists (those stay in the report's folder)."""
+    keep = ("sot", "rsot", "video_reg", "by_condition")
+    return {
+        "settings": report["settings"],
+        "baselines": report["baselines"],
+        "models": {name: {k: m[k] for k in keep if k in m} for name, m in report["models"].items()},
     }
 
 
@@ -70,8 +79,7 @@ def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | Non
     """The export's card (usage, prompt and box format) with what elysium-tiny is and how well it does first."""
     head, _, rest = generic.partition("\n# Elysium\n")
     stages = "\n".join(
-        f"| {s['name']} | {', '.join(s['sources'])} | {s['steps']} | {s['batch_size']} | {s['learning_rate']:g} | "
-        f"{(s['seconds'] or 0) / 60:.0f} |"
+        f"| {s['name']} | {', '.join(s['sources'])} | {s['steps']} | {s['batch_size']} | {s['learning_rate']:g} |"
         for s in recipe["stages"]
     )
     quality = (
@@ -101,13 +109,16 @@ knows those objects and nothing else: use it to try the package end to end, not 
 stage 1 on images (first-frame REC/REG), stage 2 on SOT/RSOT/Video-REG clips of 2-8 frames mixed with the images.
 Training curves: `training_curves.png` / `.json` in this folder; the full record: `elysium_recipe.json`.
 
-| stage | data | steps | batch | learning rate | minutes |
-| :-- | :-- | --: | --: | --: | --: |
+| stage | data | steps | batch | learning rate |
+| :-- | :-- | --: | --: | --: |
 {stages}
 
 ## Held-out quality
 
 {quality}
+
+Read these against the baselines: where the model does not beat them it does not use the pixels yet (the package's
+README says what is known of why).
 
 # Elysium
 {rest}"""
@@ -130,8 +141,8 @@ def ship(
     recipe = recipe_record(record, config, config_path, report)
     runs = [record] + [read_run(other) for other in compare or []]
 
-    import elysium.modeling_elysium  # noqa: F401  (registers the Auto classes)
-    from transformers import AutoConfig, AutoProcessor
+    from elysium.modeling_elysium import ElysiumConfig
+    from elysium.processing import ElysiumProcessor
 
     with atomic_folder(out, overwrite=True) as tmp:
         shutil.copytree(final, tmp, dirs_exist_ok=True)
@@ -139,7 +150,10 @@ def ship(
         write_json_atomic(tmp / "elysium_recipe.json", recipe)
         write_json_atomic(tmp / "training_curves.json", runs)
         plot_runs(runs, tmp / "training_curves.png")
-        generic = model_card(AutoConfig.from_pretrained(tmp), AutoProcessor.from_pretrained(tmp), repo_id=str(out))
+        (tmp / "model.safetensors").chmod(0o644)  # save_pretrained writes 0600; installed data must be readable
+        generic = model_card(
+            ElysiumConfig.from_pretrained(tmp), ElysiumProcessor.from_pretrained(tmp), repo_id=str(out)
+        )
         (tmp / "README.md").write_text(tiny_card(generic, recipe, report), encoding="utf-8")
         size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
         if size > SIZE_LIMIT:
