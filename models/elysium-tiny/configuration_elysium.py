@@ -1,0 +1,83 @@
+"""Elysium configuration: a CLIP vision tower, the T-Selector, a projector and a Llama LLM."""
+
+from typing import Literal
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig
+from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
+
+
+@strict
+class ElysiumConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`ElysiumForConditionalGeneration`]. Defaults give Elysium-7B: CLIP-ViT-L/14 at 336 px
+    (576 patches a frame) and Vicuna-7B v1.5, with the T-Selector keeping 108 tokens a frame (the paper's choice).
+
+    t_selector_tokens (`int`, defaults to 108):
+        Visual tokens kept per frame by the T-Selector's top-k; the processor expands each `<image>` into this many.
+    t_selector_straight_through (`bool`, defaults to `True`):
+        Multiply the kept tokens by `score / score.detach()` so the gate learns (forward value unchanged). `False`
+        reproduces the released model, whose argsort selection gives the gate no gradient.
+    image_token_id (`int`, defaults to 32000):
+        Id of the `<image>` placeholder token.
+    vision_feature_layer (`int`, defaults to -2):
+        Hidden state of the vision tower fed to the T-Selector (as LLaVA-1.5).
+    vision_feature_select_strategy (`str`, defaults to `"default"`):
+        `"default"` drops the CLS token, `"full"` keeps it.
+    projector_hidden_act (`str`, defaults to `"gelu"`):
+        Activation between the projector's two linear layers.
+
+    Example:
+
+    ```python
+    >>> from elysium.modeling_elysium import ElysiumConfig, ElysiumForConditionalGeneration
+    >>> config = ElysiumConfig()  # Elysium-7B shapes
+    >>> model = ElysiumForConditionalGeneration(config)  # random weights
+    ```"""
+
+    model_type = "elysium"
+    attribute_map = {"image_token_index": "image_token_id"}
+
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(
+            config_class=AutoConfig,
+            model_type="clip_vision_model",
+            init_kwargs={
+                "intermediate_size": 4096,
+                "hidden_size": 1024,
+                "patch_size": 14,
+                "image_size": 336,
+                "num_hidden_layers": 24,
+                "num_attention_heads": 16,
+                "projection_dim": 768,
+            },
+        ),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama"),
+    }
+
+    vision_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    image_token_id: int = 32000
+    t_selector_tokens: int = 108
+    t_selector_straight_through: bool = True
+    projector_hidden_act: str = "gelu"
+    vision_feature_select_strategy: Literal["default", "full"] = "default"
+    vision_feature_layer: int = -2
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if not 1 <= self.t_selector_tokens <= self.num_patches:
+            raise ValueError(
+                f"t_selector_tokens={self.t_selector_tokens} must lie in 1..{self.num_patches}, the patches a frame "
+                f"gives with image_size={self.vision_config.image_size} and patch_size={self.vision_config.patch_size}."
+            )
+
+    @property
+    def num_patches(self) -> int:
+        """Tokens a frame gives the T-Selector: the patch grid, plus CLS under the "full" strategy."""
+        grid = (self.vision_config.image_size // self.vision_config.patch_size) ** 2
+        return grid + (1 if self.vision_feature_select_strategy == "full" else 0)
+
+
+__all__ = ["ElysiumConfig"]

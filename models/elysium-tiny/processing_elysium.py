@@ -1,0 +1,222 @@
+"""ElysiumProcessor: frames and text in the released model's prompt format, and generated text back to boxes.
+
+Prompt (Vicuna v1.1, byte-compatible with the released model): the system line, `USER: `, then the frames as
+`Frame 1: <image>, Frame 2: <image>, ..., Frame n: <image>\n` (a single image is `<image>\n`, no timestamp), the
+question, and `ASSISTANT:`; an answer ends with `</s>`. Each `<image>` is expanded to `num_image_tokens` tokens,
+the T-Selector's count, which the model checks before it scatters the frame features in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from transformers import AutoConfig, AutoTokenizer
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+from .boxes import ParsedTrack, denormalize_box, format_track, normalize_box, parse_box, parse_track
+from .image_processing_elysium import ElysiumImageProcessor
+from .prompts import task_prompt
+
+IMAGE_TOKEN = "<image>"
+SYSTEM_PROMPT = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
+
+# Vicuna v1.1 as FastChat writes it: "{system} USER: {q} ASSISTANT: {a}</s>USER: {q} ASSISTANT:".
+# Several images in one message are frames of a video and get "Frame i:" timestamps.
+CHAT_TEMPLATE = (
+    "{{- '" + SYSTEM_PROMPT.replace("'", "\\'") + "' -}}"
+    "{%- for message in messages -%}"
+    "{%- if message['content'] is string -%}{%- set items = [{'type': 'text', 'text': message['content']}] -%}"
+    "{%- else -%}{%- set items = message['content'] -%}{%- endif -%}"
+    "{%- if message['role'] == 'user' -%}"
+    "{{- ' USER: ' if loop.first else 'USER: ' -}}"
+    "{%- set frames = items | selectattr('type', 'equalto', 'image') | list -%}"
+    "{%- if frames | length == 1 -%}{{- '<image>\n' -}}"
+    "{%- elif frames | length > 1 -%}"
+    "{%- for frame in frames -%}{{- 'Frame ' ~ loop.index ~ ': <image>' -}}{{- ', ' if not loop.last -}}{%- endfor -%}"
+    "{{- '\n' -}}{%- endif -%}"
+    "{%- for item in items if item['type'] == 'text' -%}{{- item['text'] -}}{%- endfor -%}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{{- ' ASSISTANT: ' -}}"
+    "{%- for item in items if item['type'] == 'text' -%}{{- item['text'] -}}{%- endfor -%}"
+    "{{- '</s>' -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- ' ASSISTANT:' -}}{%- endif -%}"
+)
+
+
+class ElysiumProcessor(ProcessorMixin):
+    """Wraps an [`ElysiumImageProcessor`] and a Llama tokenizer into one processor for Elysium."""
+
+    def __init__(
+        self,
+        image_processor=None,
+        tokenizer=None,
+        chat_template: str | None = None,
+        num_image_tokens: int = 108,
+        image_token: str = IMAGE_TOKEN,
+        **kwargs: Any,
+    ):
+        self.num_image_tokens = num_image_tokens
+        self.image_token = image_token
+        super().__init__(image_processor, tokenizer, chat_template=chat_template or CHAT_TEMPLATE)
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(image_token)
+        if self.image_token_id is None or self.image_token_id == self.tokenizer.unk_token_id:
+            raise ValueError(
+                f"The tokenizer has no {image_token!r} token; add it with "
+                f"`tokenizer.add_tokens([{image_token!r}], special_tokens=True)` and resize the model's embeddings."
+            )
+
+    @classmethod
+    def from_vision_text_pretrained(
+        cls, vision_model_name_or_path: str, text_model_name_or_path: str, t_selector_tokens: int = 108
+    ) -> ElysiumProcessor:
+        """The processor matching `ElysiumForConditionalGeneration.from_vision_text_pretrained` on the same paths."""
+        vision_config = AutoConfig.from_pretrained(vision_model_name_or_path)
+        vision_config = getattr(vision_config, "vision_config", vision_config)
+        size = {"height": vision_config.image_size, "width": vision_config.image_size}
+        tokenizer = AutoTokenizer.from_pretrained(text_model_name_or_path, padding_side="left")
+        tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+        return cls(ElysiumImageProcessor(size=size), tokenizer, num_image_tokens=t_selector_tokens)
+
+    def __call__(
+        self,
+        text: str | list[str] | None = None,
+        images: Any = None,
+        return_tensors: str | None = "pt",
+        padding: bool | str = True,
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """Tokenize `text` (one `<image>` per frame) and turn `images` into `pixel_values`.
+
+        `images` is a list of frames for one text, or one list of frames per text; frames of all texts are
+        batched along the first axis of `pixel_values` in order.
+        """
+        if text is None:
+            raise ValueError("Give the prompt text; build it with `processor.build_prompt(...)` or the chat template.")
+        texts = [text] if isinstance(text, str) else list(text)
+        frames = self._flatten_frames(images, len(texts))
+        placeholders = [t.count(self.image_token) for t in texts]
+        if sum(placeholders) != len(frames):
+            raise ValueError(
+                f"The text has {sum(placeholders)} {self.image_token} placeholders (per text: {placeholders}) but "
+                f"{len(frames)} frames were given; write one {self.image_token} per frame."
+            )
+        data = dict(self.tokenize(texts, return_tensors=return_tensors, padding=padding, **kwargs))
+        if frames:
+            data["pixel_values"] = self.image_processor(frames)["pixel_values"]
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def tokenize(self, text: str | list[str], return_tensors: str | None = "pt", padding: bool | str = True, **kwargs):
+        """Expand each `<image>` to `num_image_tokens` tokens and tokenize, without frames.
+
+        For callers that encode frames themselves (the tracker caches each frame's features across clips).
+        """
+        texts = [text] if isinstance(text, str) else list(text)
+        expanded = [t.replace(self.image_token, self.image_token * self.num_image_tokens) for t in texts]
+        encoding = self.tokenizer(expanded, return_tensors=return_tensors, padding=padding, **kwargs)
+        limit = self.tokenizer.model_max_length
+        longest = max(len(ids) for ids in encoding["input_ids"])
+        if limit and limit < 10**8 and longest > limit:
+            frames = max(t.count(self.image_token) for t in texts)
+            raise ValueError(
+                f"The prompt is {longest} tokens but the model holds {limit}: {frames} frames at "
+                f"{self.num_image_tokens} tokens each do not fit. Give fewer frames or track the video in clips."
+            )
+        return encoding
+
+    def _flatten_frames(self, images: Any, num_texts: int) -> list[Any]:
+        if images is None:
+            return []
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        if num_texts > 1 or (images and isinstance(images[0], (list, tuple))):
+            nested = [list(sample) if isinstance(sample, (list, tuple)) else [sample] for sample in images]
+            return [frame for sample in nested for frame in sample]
+        return list(images)
+
+    def build_prompt(
+        self,
+        task: str,
+        num_frames: int,
+        *,
+        box: Sequence[float] | None = None,
+        expression: str | None = None,
+        question: str | None = None,
+        answer: str | None = None,
+        paraphrase: int | None = 0,
+        rng: Any = None,
+    ) -> str:
+        """The prompt for `task` over `num_frames` frames (`box` normalized); with `answer`, a training text."""
+        if num_frames < 1:
+            raise ValueError("Give at least one frame.")
+        question_text = task_prompt(
+            task, box=box, expression=expression, question=question, paraphrase=paraphrase, rng=rng
+        )
+        content = [{"type": "image"} for _ in range(num_frames)] + [{"type": "text", "text": question_text}]
+        messages = [{"role": "user", "content": content}]
+        if answer is not None:
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+        return self.apply_chat_template(messages, tokenize=False, add_generation_prompt=answer is None)
+
+    @staticmethod
+    def format_track_answer(boxes: Sequence[Sequence[float]]) -> str:
+        """Normalized boxes, one a frame, as the released answer text."""
+        return format_track(boxes)
+
+    def post_process_tracking(
+        self,
+        texts: str | Sequence[str],
+        frame_sizes: Sequence[int] | Sequence[Sequence[int]],
+        num_frames: int | Sequence[int] | None = None,
+        initial_boxes: Sequence[Sequence[float] | None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Generated texts -> per-frame pixel boxes `[x1,y1,x2,y2]` with repair counts; never raises on bad text.
+
+        `frame_sizes` is `(w, h)` per text (or one for all); `num_frames` how many boxes each text should hold
+        (default: the highest `Frame i` it names); `initial_boxes` (pixels) seed frames missing before any box.
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        sizes = [frame_sizes] * len(texts) if isinstance(frame_sizes[0], (int, float)) else list(frame_sizes)
+        counts = num_frames if isinstance(num_frames, (list, tuple)) else [num_frames] * len(texts)
+        seeds = list(initial_boxes) if initial_boxes is not None else [None] * len(texts)
+        results = []
+        for text, size, count, seed in zip(texts, sizes, counts, seeds):
+            size = (int(size[0]), int(size[1]))
+            parsed: ParsedTrack = parse_track(text, count, normalize_box(seed, size) if seed is not None else None)
+            boxes = [denormalize_box(b, size) if b is not None else None for b in parsed.boxes]
+            results.append(
+                {
+                    "boxes": boxes,
+                    "repaired": parsed.repaired,
+                    "num_repaired": parsed.num_repaired,
+                    "extra": parsed.extra,
+                }
+            )
+        return results
+
+    def post_process_grounding(
+        self, texts: str | Sequence[str], image_sizes: Sequence[int] | Sequence[Sequence[int]]
+    ) -> list[list[float] | None]:
+        """REC answers -> one pixel box per text, `None` where no well-formed box was generated."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        sizes = [image_sizes] * len(texts) if isinstance(image_sizes[0], (int, float)) else list(image_sizes)
+        boxes = []
+        for text, size in zip(texts, sizes):
+            box = parse_box(text)
+            boxes.append(denormalize_box(box, (int(size[0]), int(size[1]))) if box is not None else None)
+        return boxes
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return ["input_ids", "attention_mask", "pixel_values"]
+
+
+__all__ = ["ElysiumProcessor", "CHAT_TEMPLATE", "SYSTEM_PROMPT", "IMAGE_TOKEN"]

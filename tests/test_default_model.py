@@ -1,0 +1,81 @@
+"""The shipped elysium-tiny must really perceive: on generated videos of a seed its training never saw, beat the
+trivial baselines (first box for SOT, a central box for RSOT: +0.15 success AUC each; the most common description
+for Video-REG: clearly, on CIDEr-D), and fit in the package (<= 30 MB with its processor).
+
+The current weights do NOT reach the bar (README, "elysium-tiny"): the three quality tests are strict xfails that
+state what was measured, so they fail the suite the day a model that passes is shipped without removing them.
+
+The README's table comes from the bigger run of `elysium heldout` (seed 1001, 60 videos); this one is small enough
+for the suite (seed 4242, the first 16 frames of 16 tracks). METEOR is left to that report (its Java start-up
+alone takes ~20 s here); CIDEr-D is computed in the same run as the model's captions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from elysium.evaluation.captions import score_captions
+from elysium.evaluation.heldout import load_tracks, score_heldout, track_heldout
+from elysium.inference.default_model import DEFAULT_MODEL
+from elysium.inference.loading import load_model_and_processor
+from elysium.inference.tracker import ElysiumTracker
+from elysium.training.synth import synthesize
+
+TRAIN_SEED, README_SEED, TEST_SEED = 1, 1001, 4242
+MODEL = Path(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    recipe = json.loads((MODEL / "elysium_recipe.json").read_text())
+    assert TEST_SEED not in (recipe["data_seed"], README_SEED)  # never trained on, and not the README's set
+    data = tmp_path_factory.mktemp("heldout")
+    synthesize(data, videos=6, seed=TEST_SEED, progress=False)
+    tracks = load_tracks(data / "annotations.jsonl", limit=16, max_frames=16)
+    torch.manual_seed(0)
+    model, processor = load_model_and_processor(None, "cpu")
+    tracker = ElysiumTracker(model, processor, clip_len=8)
+    predictions = track_heldout(tracker, tracks, batch_size=16, progress=False)
+    report = score_heldout(tracker, tracks, predictions, captions=False, progress=False)
+    captions = {t.id: tracker.describe(t.frames, t.boxes[0].tolist()) for t in tracks}
+    references = {t.id: t.description for t in tracks}
+    common = Counter(references.values()).most_common(1)[0][0]
+    report["cider"] = score_captions(captions, references, metrics=["cider"]).cider
+    report["cider_baseline"] = score_captions({k: common for k in references}, references, metrics=["cider"]).cider
+    return report
+
+
+NOT_YET = pytest.mark.xfail(
+    strict=True,
+    reason="elysium-tiny v0 (tiny.yaml, 2 CPU cores) does not use the pixels yet: its scores sit at the baselines",
+)
+
+
+@NOT_YET
+def test_tracks_by_box_beyond_repeating_the_first_box(report):
+    model, baseline = report["sot"]["success_auc"], report["sot_baseline_first_box"]["success_auc"]
+    assert model >= baseline + 0.15, report
+
+
+@NOT_YET
+def test_tracks_by_expression_beyond_a_central_box(report):
+    model, baseline = report["rsot"]["success_auc"], report["rsot_baseline_central_box"]["success_auc"]
+    assert model >= baseline + 0.15, report
+
+
+@NOT_YET
+def test_describes_beyond_the_most_common_description(report):
+    assert report["cider"] >= max(2 * report["cider_baseline"], report["cider_baseline"] + 0.2), report
+
+
+def test_ships_small_with_its_card_and_recipe():
+    size = sum(p.stat().st_size for p in MODEL.rglob("*") if p.is_file())
+    assert size <= 30 * 2**20, f"{size / 2**20:.1f} MB"
+    card = (MODEL / "README.md").read_text()
+    assert "tiny.yaml" in card and "held-out" in card
+    recipe = json.loads((MODEL / "elysium_recipe.json").read_text())
+    assert recipe["config"] == "training/configs/tiny.yaml" and recipe["data_seed"] == TRAIN_SEED
