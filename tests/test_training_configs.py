@@ -205,6 +205,7 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
     assert record["stages"][0]["sources"] == ["grounding"] and record["stages"][1]["steps"] == 2
     assert "# elysium-tiny" in (shipped / "README.md").read_text() and (shipped / "training_curves.png").is_file()
     assert not (shipped / "training_args.bin").exists()
+    assert not list(shipped.glob("*.py")) and "auto_map" not in (shipped / "config.json").read_text()  # no code copy
     assert load_file(shipped / "model.safetensors").keys() == second.keys()
 
     assert train(config) is None  # both finished: nothing to do

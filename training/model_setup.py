@@ -119,7 +119,10 @@ def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForCond
         config.vision_feature_layer = int(model_cfg.get("vision_feature_layer", config.vision_feature_layer))
         torch.manual_seed(int(model_cfg.get("init_seed", 0)))
         model = ElysiumForConditionalGeneration(config)
-        if model_cfg.get("position_init") == "sincos":
+        position_init = model_cfg.get("position_init")
+        if position_init not in (None, "sincos"):
+            raise ValueError(f"model.position_init {position_init!r}: use sincos, or leave it out for CLIP's default")
+        if position_init == "sincos":
             init_sincos_positions(model)
         model.set_attn_implementation(attn)
         processor = ElysiumProcessor(

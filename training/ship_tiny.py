@@ -21,7 +21,7 @@ from typing import Any
 
 from elysium.atomic import write_json_atomic
 from elysium.evaluation.heldout_report import conditions_table, scores_table
-from elysium.hub.export import atomic_folder, model_card
+from elysium.hub.export import atomic_folder, code_files, model_card
 
 from .config import load_config, stage_configs
 from .curves import plot_runs, read_run
@@ -78,6 +78,11 @@ def compact_report(report: dict[str, Any]) -> dict[str, Any]:
 def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | None) -> str:
     """The export's card (usage, prompt and box format) with what elysium-tiny is and how well it does first."""
     head, _, rest = generic.partition("\n# Elysium\n")
+    rest = rest.replace(
+        "The model and processor code ship in this repository, so load them with `trust_remote_code=True`.",
+        "This folder carries no code: the `elysium` package loads it (its classes register with the Auto classes);\n"
+        "`elysium export --model models/elysium-tiny --out DIR` writes a copy that loads with `trust_remote_code`.",
+    )
     stages = "\n".join(
         f"| {s['name']} | {', '.join(s['sources'])} | {s['steps']} | {s['batch_size']} | {s['learning_rate']:g} |"
         for s in recipe["stages"]
@@ -124,6 +129,21 @@ README says what is known of why).
 {rest}"""
 
 
+def drop_remote_code(folder: Path) -> None:
+    """Undo `make_hub_ready`'s additions: the flat code copies and the `auto_map`s pointing at them. The package
+    loads its default model with its own classes, and a copy of the code beside them would only go stale."""
+    for path in code_files():
+        (folder / path.name).unlink(missing_ok=True)
+    for name in ("config.json", "processor_config.json", "preprocessor_config.json"):
+        file = folder / name
+        if file.is_file():
+            data = json.loads(file.read_text())
+            data.pop("auto_map", None)
+            if isinstance(data.get("image_processor"), dict):
+                data["image_processor"].pop("auto_map", None)
+            write_json_atomic(file, data)
+
+
 def ship(
     run: Path,
     out: Path,
@@ -147,6 +167,7 @@ def ship(
     with atomic_folder(out, overwrite=True) as tmp:
         shutil.copytree(final, tmp, dirs_exist_ok=True)
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle of the Trainer's arguments: not for users
+        drop_remote_code(tmp)
         write_json_atomic(tmp / "elysium_recipe.json", recipe)
         write_json_atomic(tmp / "training_curves.json", runs)
         plot_runs(runs, tmp / "training_curves.png")
