@@ -25,29 +25,40 @@ SYSTEM_PROMPT = (
     "The assistant gives helpful, detailed, and polite answers to the user's questions."
 )
 
+
 # Vicuna v1.1 as FastChat writes it: "{system} USER: {q} ASSISTANT: {a}</s>USER: {q} ASSISTANT:".
 # Several images in one message are frames of a video and get "Frame i:" timestamps.
-CHAT_TEMPLATE = (
-    "{{- '" + SYSTEM_PROMPT.replace("'", "\\'") + "' -}}"
-    "{%- for message in messages -%}"
-    "{%- if message['content'] is string -%}{%- set items = [{'type': 'text', 'text': message['content']}] -%}"
-    "{%- else -%}{%- set items = message['content'] -%}{%- endif -%}"
-    "{%- if message['role'] == 'user' -%}"
-    "{{- ' USER: ' if loop.first else 'USER: ' -}}"
-    "{%- set frames = items | selectattr('type', 'equalto', 'image') | list -%}"
-    "{%- if frames | length == 1 -%}{{- '<image>\n' -}}"
-    "{%- elif frames | length > 1 -%}"
-    "{%- for frame in frames -%}{{- 'Frame ' ~ loop.index ~ ': <image>' -}}{{- ', ' if not loop.last -}}{%- endfor -%}"
-    "{{- '\n' -}}{%- endif -%}"
-    "{%- for item in items if item['type'] == 'text' -%}{{- item['text'] -}}{%- endfor -%}"
-    "{%- elif message['role'] == 'assistant' -%}"
-    "{{- ' ASSISTANT: ' -}}"
-    "{%- for item in items if item['type'] == 'text' -%}{{- item['text'] -}}{%- endfor -%}"
-    "{{- '</s>' -}}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- ' ASSISTANT:' -}}{%- endif -%}"
-)
+def chat_template(system_prompt: str = SYSTEM_PROMPT) -> str:
+    """The Jinja chat template with `system_prompt` as its first line; `""` drops the line (the conversation starts
+    at `USER: `). Models trained from scratch use a short or empty one: the released 29-word line is ~85 tokens of
+    each sample under a small tokenizer, and those tokens teach nothing (training/configs/tiny.yaml)."""
+    system = system_prompt.replace("\\", "\\\\").replace("'", "\\'")
+    first_user = " USER: " if system_prompt else "USER: "
+    return (
+        "{{- '" + system + "' -}}"
+        "{%- for message in messages -%}"
+        "{%- if message['content'] is string -%}{%- set items = [{'type': 'text', 'text': message['content']}] -%}"
+        "{%- else -%}{%- set items = message['content'] -%}{%- endif -%}"
+        "{%- if message['role'] == 'user' -%}"
+        "{{- '" + first_user + "' if loop.first else 'USER: ' -}}"
+        "{%- set frames = items | selectattr('type', 'equalto', 'image') | list -%}"
+        "{%- if frames | length == 1 -%}{{- '<image>\n' -}}"
+        "{%- elif frames | length > 1 -%}"
+        "{%- for frame in frames -%}{{- 'Frame ' ~ loop.index ~ ': <image>' -}}{{- ', ' if not loop.last -}}"
+        "{%- endfor -%}"
+        "{{- '\n' -}}{%- endif -%}"
+        "{%- for item in items if item['type'] == 'text' -%}{{- item['text'] -}}{%- endfor -%}"
+        "{%- elif message['role'] == 'assistant' -%}"
+        "{{- ' ASSISTANT: ' -}}"
+        "{%- for item in items if item['type'] == 'text' -%}{{- item['text'] -}}{%- endfor -%}"
+        "{{- '</s>' -}}"
+        "{%- endif -%}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{- ' ASSISTANT:' -}}{%- endif -%}"
+    )
+
+
+CHAT_TEMPLATE = chat_template()
 
 
 class ElysiumProcessor(ProcessorMixin):
@@ -219,4 +230,4 @@ class ElysiumProcessor(ProcessorMixin):
         return ["input_ids", "attention_mask", "pixel_values"]
 
 
-__all__ = ["ElysiumProcessor", "CHAT_TEMPLATE", "SYSTEM_PROMPT", "IMAGE_TOKEN"]
+__all__ = ["ElysiumProcessor", "CHAT_TEMPLATE", "chat_template", "SYSTEM_PROMPT", "IMAGE_TOKEN"]

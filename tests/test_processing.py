@@ -7,7 +7,7 @@ import PIL.Image
 import pytest
 import torch
 from elysium.modeling_elysium import ElysiumForConditionalGeneration
-from elysium.processing import BoxError, ElysiumProcessor, check_box, format_box, format_track, parse_track
+from elysium.processing import BoxError, ElysiumProcessor, chat_template, check_box, format_box, format_track, parse_track
 from elysium.processing.tokenizer_training import train_tokenizer
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -150,6 +150,18 @@ def test_processor_round_trip_with_auto_processor(tmp_path, processor):
     a, b = processor(text=text, images=images), loaded(text=text, images=images)
     assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["pixel_values"], b["pixel_values"])
     assert loaded.build_prompt("video_reg", 2, box=[0.1, 0.2, 0.3, 0.4]) == text
+
+
+def test_a_chosen_system_prompt_is_saved_with_the_processor(tmp_path, processor):
+    processor.chat_template = chat_template("")
+    text = processor.build_prompt("rec", 1, expression="the dog", answer="[1,2,30,40]")
+    assert text.startswith("USER: <image>\nPlease provide the bounding box") and SYSTEM not in text
+    processor.chat_template = chat_template("Boxes are [x1,y1,x2,y2] in 0-100; it's short.")
+    processor.save_pretrained(tmp_path)
+    loaded = AutoProcessor.from_pretrained(tmp_path)
+    again = loaded.build_prompt("sot", 2, box=[0.1, 0.2, 0.3, 0.4])
+    assert again.startswith("Boxes are [x1,y1,x2,y2] in 0-100; it's short. USER: Frame 1: <image>, Frame 2:")
+    assert chat_template() == ElysiumProcessor(processor.image_processor, processor.tokenizer).chat_template
 
 
 def test_from_vision_text_pretrained(tmp_path):

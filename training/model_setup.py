@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 from elysium.modeling_elysium import ElysiumConfig, ElysiumForConditionalGeneration
-from elysium.processing import ElysiumImageProcessor, ElysiumProcessor
+from elysium.processing import ElysiumImageProcessor, ElysiumProcessor, chat_template
 from torch import nn
 
 STAGES = ("stage1", "stage2", "lora")
@@ -130,6 +130,8 @@ def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForCond
         )
     else:
         raise ValueError("model: give model_name_or_path, vision_model + text_model, or tiny: true")
+    if "system_prompt" in model_cfg:  # saved with the processor, so inference asks what training asked
+        processor.chat_template = chat_template(str(model_cfg["system_prompt"] or ""))
     return model, processor
 
 
