@@ -7,7 +7,15 @@ import PIL.Image
 import pytest
 import torch
 from elysium.modeling_elysium import ElysiumForConditionalGeneration
-from elysium.processing import BoxError, ElysiumProcessor, chat_template, check_box, format_box, format_track, parse_track
+from elysium.processing import (
+    BoxError,
+    ElysiumProcessor,
+    chat_template,
+    check_box,
+    format_box,
+    format_track,
+    parse_track,
+)
 from elysium.processing.tokenizer_training import train_tokenizer
 from hypothesis import given, settings
 from hypothesis import strategies as st
