@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import PIL.Image
 import pytest
 from elysium.processing.boxes import format_track
+from elysium.training.dataset_builder import grounding_context
 from elysium.training.frames import FrameStore
 from elysium.training.mixture import GroundingSource, MixtureDataset, TrackSource, VideoQASource
 from elysium.training.records import UNREADABLE, SkipCounts, load_track_records, usable_track_records
@@ -168,3 +171,35 @@ def test_streaming_records_feed_the_sample_builder(processor, tmp_path):
     )
     samples = list(StreamingTrackDataset(stream, FrameStore.from_path(tmp_path), SampleBuilder(processor)))
     assert len(samples) == len(records) == 3 and all((s["labels"] != -100).any() for s in samples)
+
+
+def test_grounding_crops_hold_the_target_where_the_text_says(processor, tmp_path):
+    image = PIL.Image.new("RGB", (160, 120), (128, 128, 128))
+    image.paste((255, 0, 0), (100, 30, 116, 50))  # a 16 x 20 px red target
+    image.save(tmp_path / "a.png")
+    record = {"image": "a.png", "box": [100 / 160, 30 / 120, 116 / 160, 50 / 120], "expression": "the red square"}
+    source = GroundingSource([record], tmp_path)
+    builder = SampleBuilder(processor, grounding_context=(1.5, 2.5))
+    sides = []
+    for seed in range(30):
+        example = source.example(0, builder, random.Random(seed))
+        [crop] = source.load_frames(example)
+        pixels = np.asarray(crop)
+        red = np.argwhere((pixels[..., 0] > 200) & (pixels[..., 1] < 50))
+        assert len(red) == 16 * 20  # the whole target, uncut
+        said = [int(v) for v in re.search(r"\[(\d+),(\d+),(\d+),(\d+)\]", example.text).groups()]
+        width, height = crop.size
+        seen = [red[:, 1].min() / width, red[:, 0].min() / height, (red[:, 1].max() + 1) / width]
+        seen.append((red[:, 0].max() + 1) / height)
+        assert np.allclose([v / 100 for v in said], seen, atol=0.02), (said, seen)
+        sides.append(max(width, height) / 20)
+    assert 1.45 <= min(sides) and max(sides) <= 2.55 and max(sides) - min(sides) > 0.5  # context drawn per sample
+    whole = source.example(0, SampleBuilder(processor), random.Random(0))
+    assert whole.crop is None and source.load_frames(whole)[0].size == (160, 120)
+
+
+@pytest.mark.parametrize("value", [[0.5, 2.0], [2.0, 1.5], ["a", 2], 3])
+def test_bad_grounding_context_is_named(value):
+    with pytest.raises(ValueError, match="grounding_context"):
+        grounding_context({"grounding_context": value})
+    assert grounding_context({}) is None and grounding_context({"grounding_context": [1, 2]}) == (1.0, 2.0)

@@ -18,6 +18,21 @@ from .samples import SampleBuilder
 logger = logging.getLogger("elysium.training")
 
 
+def grounding_context(data_cfg: dict[str, Any]) -> tuple[float, float] | None:
+    """`data.grounding_context: [LO, HI]`: grounding images are cropped around their target, the crop's side LO to
+    HI times the target's longer side (`samples.target_crop`); absent: whole images."""
+    value = data_cfg.get("grounding_context")
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"data.grounding_context {value!r}: give [LO, HI], e.g. [1.1, 1.5]") from None
+    if not 1.0 <= lo <= hi:
+        raise ValueError(f"data.grounding_context {value!r}: need 1 <= LO <= HI (the crop holds the whole target)")
+    return lo, hi
+
+
 def build_sample_builder(data_cfg: dict[str, Any], processor: ElysiumProcessor) -> SampleBuilder:
     return SampleBuilder(
         processor,
@@ -27,6 +42,7 @@ def build_sample_builder(data_cfg: dict[str, Any], processor: ElysiumProcessor) 
         max_frames=int(data_cfg.get("max_frames", 8)),
         max_stride=int(data_cfg.get("max_stride", 60)),
         max_length=data_cfg.get("max_length"),
+        grounding_context=grounding_context(data_cfg),
     )
 
 

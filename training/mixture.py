@@ -72,11 +72,20 @@ class GroundingSource:
         record = self.records[index]
         if not box_is_valid(record.get("box", ())):
             raise BoxError(f"grounding record {index} has an unusable box {record.get('box')!r}")
-        return builder.grounding_example(record, rng)
+        if builder.grounding_context is None:
+            return builder.grounding_example(record, rng)
+        with PIL.Image.open(self.image_root / record["image"]) as image:  # reads the header only
+            size = image.size
+        return builder.grounding_example(record, rng, image_size=size)
 
     def load_frames(self, example: Example) -> list[PIL.Image.Image]:
         with PIL.Image.open(self.image_root / example.frames[0]) as image:
-            return [image.convert("RGB")]
+            image = image.convert("RGB")
+        if example.crop is not None:
+            w, h = image.size
+            x0, y0, x1, y1 = example.crop
+            image = image.crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
+        return [image]
 
 
 @dataclass

@@ -36,6 +36,37 @@ class Example:
     frames: list[Any]  # relative paths (resolved by the source) or PIL images
     text: str
     answers: list[str]
+    crop: tuple[float, float, float, float] | None = None  # normalized region of the frames the text describes
+
+
+def target_crop(
+    box: Sequence[float], image_size: tuple[int, int], context: float, rng: random.Random
+) -> tuple[float, float, float, float]:
+    """A normalized region holding the whole `box`: a square (in pixels) `context` times the box's longer side,
+    at a random place that keeps the box inside, and cut to the image.
+
+    The model sees frames at a fixed small size (64 px for elysium-tiny), where a small object is one patch and
+    the LLM never learns to look for it; the same object filling a third of a crop is read within a few hundred
+    steps (docs/elysium-tiny/pixel-reliance.md). Trackers train on crops around the target for the same reason.
+    """
+    width, height = image_size
+    x1, y1, x2, y2 = box[0] * width, box[1] * height, box[2] * width, box[3] * height
+    side = max(x2 - x1, y2 - y1, 1.0) * context
+    crop_w, crop_h = min(max(side, x2 - x1), width), min(max(side, y2 - y1), height)
+    left = rng.uniform(max(0.0, x2 - crop_w), min(x1, width - crop_w))
+    top = rng.uniform(max(0.0, y2 - crop_h), min(y1, height - crop_h))
+    return left / width, top / height, (left + crop_w) / width, (top + crop_h) / height
+
+
+def box_in_crop(box: Sequence[float], crop: Sequence[float]) -> list[float]:
+    """A normalized image box in the normalized coordinates of `crop` (both `[x1, y1, x2, y2]`)."""
+    cw, ch = crop[2] - crop[0], crop[3] - crop[1]
+    return [
+        min(max((box[0] - crop[0]) / cw, 0.0), 1.0),
+        min(max((box[1] - crop[1]) / ch, 0.0), 1.0),
+        min(max((box[2] - crop[0]) / cw, 0.0), 1.0),
+        min(max((box[3] - crop[1]) / ch, 0.0), 1.0),
+    ]
 
 
 def clip_indices(
@@ -68,6 +99,7 @@ class SampleBuilder:
     max_frames: int = 8
     max_stride: int = 60
     max_length: int | None = None
+    grounding_context: tuple[float, float] | None = None  # crop images around the target (`target_crop`)
 
     def track_example(self, record: dict[str, Any], rng: random.Random) -> Example:
         """A clip of an ElysiumTrack record, boxes taken at exactly the frame indices, and a drawn task."""
@@ -98,18 +130,31 @@ class SampleBuilder:
             )
         return Example(task, frames, text, [answer])
 
-    def grounding_example(self, record: dict[str, Any], rng: random.Random) -> Example:
-        """RefCOCO-style `{image, box (normalized), expression}` as REC (box answer) or REG (expression answer)."""
+    def grounding_example(
+        self, record: dict[str, Any], rng: random.Random, image_size: tuple[int, int] | None = None
+    ) -> Example:
+        """RefCOCO-style `{image, box (normalized), expression}` as REC (box answer) or REG (expression answer).
+
+        With `grounding_context` (and the image's `image_size`), the image is cropped around the box with a
+        context factor drawn from that range and the box is given in the crop. Words of place in an expression
+        ("on the left") then still describe the whole image: use it with expressions of looks only.
+        """
         box, expression = record["box"], str(record.get("expression") or "").strip()
         if not expression:
             raise ValueError("empty expression")
+        crop = None
+        if self.grounding_context is not None:
+            if image_size is None:
+                raise ValueError("grounding_context needs the image size to place the crop")
+            crop = target_crop(box, image_size, rng.uniform(*self.grounding_context), rng)
+            box = box_in_crop(box, crop)
         if rng.random() < 0.5:
             task, answer = REC, format_box(box)
             text = self.processor.build_prompt(REC, 1, expression=expression, answer=answer, paraphrase=None, rng=rng)
         else:
             task, answer = REG, expression
             text = self.processor.build_prompt(REG, 1, box=box, answer=answer, paraphrase=None, rng=rng)
-        return Example(task, [record["image"]], text, [answer])
+        return Example(task, [record["image"]], text, [answer], crop)
 
     def video_qa_example(self, record: dict[str, Any], rng: random.Random) -> Example:
         """`{frames, conversations: [{from: human|gpt, value}, ...]}` (LLaVA style); loss on every answer turn."""
