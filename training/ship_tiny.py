@@ -122,8 +122,8 @@ Training curves: `training_curves.png` / `.json` in this folder; the full record
 
 {quality}
 
-Read these against the baselines: where the model does not beat them it does not use the pixels yet (the package's
-README says what is known of why).
+Read these against the baselines: where the model does not beat them it does not track yet. Whether it reads the
+pixels at all: `python -m elysium.training.pixel_reliance` (the package's docs/elysium-tiny/pixel-reliance.md).
 
 # Elysium
 {rest}"""
