@@ -35,9 +35,12 @@ def test_shipped_training_configs_are_valid(name):
 
 def test_tiny_recipe_is_images_then_video():
     stages = stage_configs(load_config(CONFIGS / "tiny.yaml", ["--training.output_dir", "out"]))
-    assert [name for name, _ in stages] == ["stage1a-one-object", "stage1b-images", "stage2-video"]
-    (_, one), (_, images), (_, video) = stages
-    assert one["data"]["synthetic"]["objects_per_video"] == [1, 1] and one["model"]["tiny"]
+    assert [name for name, _ in stages] == ["stage1a-crops", "stage1a-one-object", "stage1b-images", "stage2-video"]
+    (_, crops), (_, one), (_, images), (_, video) = stages
+    assert crops["data"]["grounding_context"] == [1.1, 1.5] and "grounding_context" not in one["data"]
+    assert crops["data"]["synthetic"] == one["data"]["synthetic"]  # the same one-object images, cropped then whole
+    assert one["data"]["synthetic"]["objects_per_video"] == [1, 1] and crops["model"]["tiny"]
+    assert crops["model"]["system_prompt"] == ""  # saved with the processor; later stages load it from final/
     assert one["data"]["synthetic"]["out_dir"] != images["data"]["synthetic"]["out_dir"]  # its own generated set
     assert images["data"]["synthetic"]["sources"] == ["grounding"]
     assert video["data"]["synthetic"]["sources"] == ["track", "grounding"]
