@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,6 +64,7 @@ class GroundingSource:
     records: list[dict[str, Any]]
     image_root: Path
     name: str = "grounding"
+    _sizes: dict[str, tuple[int, int]] = field(default_factory=dict, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -74,9 +75,14 @@ class GroundingSource:
             raise BoxError(f"grounding record {index} has an unusable box {record.get('box')!r}")
         if builder.grounding_context is None:
             return builder.grounding_example(record, rng)
-        with PIL.Image.open(self.image_root / record["image"]) as image:  # reads the header only
-            size = image.size
-        return builder.grounding_example(record, rng, image_size=size)
+        return builder.grounding_example(record, rng, image_size=self._image_size(record["image"]))
+
+    def _image_size(self, name: str) -> tuple[int, int]:
+        """`(w, h)` of an image, read from its header once (a crop is placed before the image is loaded)."""
+        if name not in self._sizes:
+            with PIL.Image.open(self.image_root / name) as image:
+                self._sizes[name] = image.size
+        return self._sizes[name]
 
     def load_frames(self, example: Example) -> list[PIL.Image.Image]:
         with PIL.Image.open(self.image_root / example.frames[0]) as image:
@@ -112,6 +118,10 @@ def encode_from(source: Source, index: int, builder: SampleBuilder, rng: random.
         example = source.example(index, builder, rng)
     except (KeyError, TypeError, ValueError) as error:  # BoxError is a ValueError
         counts.add(MALFORMED)
+        logger.debug("skipping %s[%d]: %s", source.name, index, error)
+        return None
+    except OSError as error:  # an image whose size places a crop (grounding_context) cannot be read
+        counts.add(UNREADABLE)
         logger.debug("skipping %s[%d]: %s", source.name, index, error)
         return None
     try:

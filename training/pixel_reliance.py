@@ -61,14 +61,9 @@ def frames_of_other_samples(pixel_values: torch.Tensor, frames_per_sample: Seque
 
 
 def _answer_loss(model: ElysiumForConditionalGeneration, batch: dict[str, torch.Tensor]) -> tuple[float, int]:
-    """Summed next-token loss over the labelled tokens (not the model's mean, so batches add up exactly)."""
-    labels = batch["labels"]
-    logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
-    targets = labels[:, 1:]
-    loss = torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"
-    )
-    return float(loss), int((targets != -100).sum())
+    """The model's summed answer-token loss and the token count (its mean loss times the count), so batches add up."""
+    count = int((batch["labels"][:, 1:] != -100).sum())
+    return float(model(**batch).loss) * count, count
 
 
 @torch.no_grad()
@@ -110,7 +105,8 @@ def stage_batches(
     order = random.Random(seed).sample(range(len(dataset)), min(samples, len(dataset)))
     collator = ElysiumCollator(processor.tokenizer.pad_token_id)
     items = [dataset[i] for i in order]
-    return [collator(items[i : i + batch_size]) for i in range(0, len(items) - 1, batch_size) if len(items[i:]) > 1]
+    chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    return [collator(chunk) for chunk in chunks if len(chunk) > 1]  # a last lone sample has no frames to swap
 
 
 def main(argv: Sequence[str] | None = None) -> int:

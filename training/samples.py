@@ -16,7 +16,7 @@ from typing import Any
 import PIL.Image
 import torch
 from elysium.processing import ElysiumProcessor
-from elysium.processing.boxes import format_box
+from elysium.processing.boxes import denormalize_box, format_box, normalize_box
 from elysium.processing.prompts import REC, REG, RSOT, SOT, VIDEO_QA, VIDEO_REG
 
 ASSISTANT_TAG = " ASSISTANT: "
@@ -50,7 +50,7 @@ def target_crop(
     steps (docs/elysium-tiny/pixel-reliance.md). Trackers train on crops around the target for the same reason.
     """
     width, height = image_size
-    x1, y1, x2, y2 = box[0] * width, box[1] * height, box[2] * width, box[3] * height
+    x1, y1, x2, y2 = denormalize_box(box, image_size)
     side = max(x2 - x1, y2 - y1, 1.0) * context
     crop_w, crop_h = min(max(side, x2 - x1), width), min(max(side, y2 - y1), height)
     left = rng.uniform(max(0.0, x2 - crop_w), min(x1, width - crop_w))
@@ -60,13 +60,8 @@ def target_crop(
 
 def box_in_crop(box: Sequence[float], crop: Sequence[float]) -> list[float]:
     """A normalized image box in the normalized coordinates of `crop` (both `[x1, y1, x2, y2]`)."""
-    cw, ch = crop[2] - crop[0], crop[3] - crop[1]
-    return [
-        min(max((box[0] - crop[0]) / cw, 0.0), 1.0),
-        min(max((box[1] - crop[1]) / ch, 0.0), 1.0),
-        min(max((box[2] - crop[0]) / cw, 0.0), 1.0),
-        min(max((box[3] - crop[1]) / ch, 0.0), 1.0),
-    ]
+    x0, y0 = crop[0], crop[1]
+    return normalize_box([box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0], (crop[2] - x0, crop[3] - y0))
 
 
 def clip_indices(
