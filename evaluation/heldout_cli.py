@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from elysium.inference.cli import UserError
+from elysium.inference.track_cli import add_search_context_argument
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SYNTH_SIZE = (160, 120)
@@ -129,9 +130,10 @@ def evaluate_model(
 
     start = time.perf_counter()
     model, processor = load_model_and_processor(path, args.device)
-    tracker = ElysiumTracker(model, processor, clip_len=args.clip_len, max_new_tokens=args.max_new_tokens)
+    tracker = ElysiumTracker(model, processor, args.clip_len, args.max_new_tokens, search_context=args.search_context)
     predictions = track_heldout(tracker, tracks, args.batch_size, progress=not args.quiet)
     report = score_heldout(tracker, tracks, predictions, captions=not args.no_captions, progress=not args.quiet)
+    report["search_context"] = tracker.search_context  # what "model" resolved to: None = whole frames
     del tracker, model
     gc.collect()
     baselines = {
@@ -206,6 +208,7 @@ def run_heldout(args: argparse.Namespace) -> int:
         "max_frames": args.max_frames,
         "frames": sum(len(t.frames) for t in tracks),
         "clip_len": args.clip_len,
+        "search_context": args.search_context,
         "protocol": PROTOCOL,
         "captions": not args.no_captions,
         "batch_size": args.batch_size,
@@ -249,6 +252,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tracks", type=int, default=None, help="score only the first N tracks")
     parser.add_argument("--max-frames", type=int, default=16, help="frames a track (default 16)")
     parser.add_argument("--clip-len", type=int, default=8, help="frames a clip (default 8)")
+    add_search_context_argument(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="tracks tracked together (default 8)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="cap on generated tokens a clip")
     parser.add_argument("--failures", type=int, default=2, help="failure images per condition and task (default 2)")

@@ -133,7 +133,7 @@ def run_track(args: argparse.Namespace) -> int:
     if box is not None:
         check_box(box, probe_source.frame_size, what="--box")
     model, processor = load_model_and_processor(args.model, args.device)
-    tracker = ElysiumTracker(model, processor, clip_len=args.clip_len, max_new_tokens=args.max_new_tokens)
+    tracker = ElysiumTracker(model, processor, args.clip_len, args.max_new_tokens, search_context=args.search_context)
     out_dir = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_track")
     result, data, json_path, video_path = track_to_files(
         tracker,
@@ -203,6 +203,31 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
 
 
+def _search_context(text: str) -> float | str | None:
+    """`--search-context`: "model" (as the model trained), "none" (whole frames) or a factor >= 1."""
+    if text.strip().lower() in ("model", "none"):
+        return None if text.strip().lower() == "none" else "model"
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give 'model', 'none' (whole frames) or a factor >= 1 (the region holds the whole target)"
+        )
+    return value
+
+
+def add_search_context_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--search-context",
+        type=_search_context,
+        default="model",
+        help="cut each clip to a square this many times the target's last box; 'none': whole frames "
+        "(default: as the model was trained, its config's track_search_context)",
+    )
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     track = subparsers.add_parser(
         "track",
@@ -220,6 +245,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     track.add_argument("--max-frames", type=int, default=None, help="track at most N frames")
     track.add_argument("--clip-len", type=int, default=8, help="frames per clip; clips overlap by one (default 8)")
     track.add_argument("--max-new-tokens", type=int, default=None, help="answer length cap a clip (default: fits)")
+    add_search_context_argument(track)
     track.add_argument("--allow-truncated", action="store_true", help="track what decodes of a damaged video")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
     track.set_defaults(run=run_track)

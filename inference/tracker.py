@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from elysium.processing.boxes import check_box, format_track, normalize_box
+from elysium.processing.crops import Region, box_in_crop, crop_image, pixel_region, square_around
 from elysium.processing.prompts import REC, RSOT, SOT, VIDEO_REG
 from elysium.processing.video import FrameItem, VideoError, iter_video
 from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -150,16 +151,43 @@ class _Stream:
     done: bool = False
 
 
+def _full_frame(item: FrameItem) -> np.ndarray:
+    """The frame at source size where the reader kept it, else the resized one (a coarser search region)."""
+    return item.original if item.original is not None else item.frame
+
+
+def _shift(box: Sequence[float], dx: float, dy: float) -> list[float]:
+    return [box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy]
+
+
 class ElysiumTracker:
     """Tracks objects through long videos with an `ElysiumForConditionalGeneration` and its `ElysiumProcessor`.
+
+    `search_context` (default: the model's `config.track_search_context`): cut each clip to a square this many
+    times the target's last box and track in it, as the model was trained; None tracks on whole frames.
 
     `stats` accumulates seconds spent decoding frames, preprocessing them, in the vision tower (with T-Selector and
     projector) and in the language model (`generate`), so the cost of each part can be measured.
     """
 
-    def __init__(self, model: Any, processor: Any, clip_len: int = 8, max_new_tokens: int | None = None):
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        clip_len: int = 8,
+        max_new_tokens: int | None = None,
+        search_context: float | str | None = "model",
+    ):
         if clip_len < 2:
             raise ValueError(f"clip_len must be >= 2 (clips overlap by one frame), got {clip_len}")
+        if search_context == "model":  # as the model was trained (`ElysiumConfig.track_search_context`)
+            search_context = getattr(model.config, "track_search_context", None)
+        if search_context is not None and not (isinstance(search_context, (int, float)) and search_context >= 1):
+            raise ValueError(
+                f"search_context={search_context!r}: give a factor >= 1 (the region holds the whole target), None "
+                "for whole frames, or 'model' for the model's own setting."
+            )
+        self.search_context = None if search_context is None else float(search_context)
         self.model = model
         self.processor = processor
         self.tokenizer = processor.tokenizer
@@ -269,23 +297,36 @@ class ElysiumTracker:
                 clips.append((stream, new))
             if not clips:
                 continue
-            features = self._encode_frames([item.frame for _, new in clips for item in new])
-            self.stats["frames"] += len(features)
-            prompts, clip_features, asked = [], [], []
-            offset = 0
+            # Whole frames: only the new frames are encoded (the carried one's tokens are cached). Search regions:
+            # the clip's frames, the carried one too, are cut around the stream's last box and encoded anew.
+            regions = {id(stream): self._search_region(stream) for stream, _ in clips}
+            to_encode, spans = [], []
             for stream, new in clips:
-                own = features[offset : offset + len(new)]
-                offset += len(new)
+                region = regions[id(stream)]
+                if region is None:
+                    spans.append((len(to_encode), len(new)))
+                    to_encode.extend(item.frame for item in new)
+                else:
+                    items = new if stream.first else [stream.carry, *new]
+                    spans.append((len(to_encode), len(items)))
+                    to_encode.extend(crop_image(_full_frame(item), region[0]) for item in items)
+            features = self._encode_frames(to_encode)
+            self.stats["frames"] += sum(len(new) for _, new in clips)
+            prompts, clip_features, asked = [], [], []
+            for (stream, new), (offset, count) in zip(clips, spans):
+                own = features[offset : offset + count]
+                region = regions[id(stream)]
                 items = new if stream.first else [stream.carry, *new]
-                feats = own if stream.first else [stream.carry_feature, *own]
+                feats = own if stream.first or region is not None else [stream.carry_feature, *own]
                 if stream.first and stream.box is not None and len(items) == 1:
                     continue  # a one-frame video with a box: nothing to ask
                 if stream.box is None:
                     prompt = self.processor.build_prompt(RSOT, len(items), expression=stream.expression)
                 else:
-                    prompt = self.processor.build_prompt(
-                        SOT, len(items), box=normalize_box(stream.box, stream.frame_size)
-                    )
+                    box = normalize_box(stream.box, stream.frame_size)
+                    if region is not None:
+                        box = box_in_crop(box, region[0])
+                    prompt = self.processor.build_prompt(SOT, len(items), box=box)
                 prompts.append(prompt)
                 clip_features.extend(feats)
                 asked.append((stream, items, feats))
@@ -294,16 +335,24 @@ class ElysiumTracker:
                 budget = max(self._answer_budget(len(items)) for _, items, _ in asked)
                 texts = self._generate(prompts, clip_features, budget)
                 self.stats["clips"] += len(prompts)
+            # Answers are read in the pixels of what the model saw (a region or the frame), then moved to the frame.
+            seen = [regions[id(stream)] for stream, _, _ in asked]
             parsed = (
                 self.processor.post_process_tracking(
                     texts,
-                    [stream.frame_size for stream, _, _ in asked],
+                    [stream.frame_size if r is None else r[1] for (stream, _, _), r in zip(asked, seen)],
                     num_frames=[len(items) for _, items, _ in asked],
-                    initial_boxes=[stream.box for stream, _, _ in asked],
+                    initial_boxes=[
+                        stream.box if r is None else _shift(stream.box, -r[2][0], -r[2][1])
+                        for (stream, _, _), r in zip(asked, seen)
+                    ],
                 )
                 if asked
                 else []
             )
+            for result, region in zip(parsed, seen):
+                if region is not None:
+                    result["boxes"] = [None if b is None else _shift(b, *region[2]) for b in result["boxes"]]
             answers = {id(stream): (items, feats, result) for (stream, items, feats), result in zip(asked, parsed)}
             for stream, new in clips:
                 if id(stream) in answers:
@@ -312,6 +361,18 @@ class ElysiumTracker:
                 else:  # one-frame SOT video
                     stream.carry, stream.carry_feature, stream.first = new[0], None, False
                     yield stream.request, [(TrackedFrame(new[0].index, new[0].timestamp, list(stream.box)), new[0])]
+
+    def _search_region(self, stream: _Stream) -> tuple[Region, tuple[int, int], tuple[int, int]] | None:
+        """The square around the stream's last box the next clip is cut to, as `(normalized region, its size in
+        pixels, its top-left in pixels)`; None on whole frames (no search context, or RSOT before the object is
+        found). At least a quarter of the frame's shorter side, so a box that collapsed still finds its object."""
+        if self.search_context is None or stream.box is None:
+            return None
+        size = stream.frame_size
+        square = square_around(normalize_box(stream.box, size), size, self.search_context, min_side=min(size) / 4)
+        left, top, right, bottom = pixel_region(square, size)
+        exact = (left / size[0], top / size[1], right / size[0], bottom / size[1])
+        return exact, (right - left, bottom - top), (left, top)
 
     def _advance(
         self, stream: _Stream, items: list[FrameItem], feats: list[torch.Tensor], result: dict[str, Any]
@@ -404,7 +465,8 @@ class ElysiumTracker:
         """A `VideoSource` for a path (decoded at the model's input size), frames in memory, or a source as is."""
         if isinstance(video, VideoSource):
             return video
-        if isinstance(video, (str, Path)):
+        if isinstance(video, (str, Path)):  # a search region is cut from the frame at source size
+            keep_original = keep_original or self.search_context is not None
             return VideoSource.from_path(video, self.model_size, stride, max_frames, keep_original)
         frames = list(video)
         numbers = list(range(0, len(frames), stride))[:max_frames]
@@ -429,8 +491,12 @@ class ElysiumTracker:
         if len(arrays) > self.clip_len:
             picks = np.linspace(0, len(arrays) - 1, self.clip_len).round().astype(int)
             arrays = [arrays[i] for i in picks]
-        checked = check_box(box, size)
-        prompt = self.processor.build_prompt(VIDEO_REG, len(arrays), box=normalize_box(checked, size))
+        box = normalize_box(check_box(box, size), size)
+        if self.search_context is not None:  # the frames cut around the first box, as Video-REG trained with it
+            region = square_around(box, size, self.search_context, min_side=min(size) / 4)
+            arrays = [crop_image(array, region) for array in arrays]
+            box = box_in_crop(box, region)
+        prompt = self.processor.build_prompt(VIDEO_REG, len(arrays), box=box)
         return self._generate([prompt], self._encode_frames(arrays), max_new_tokens)[0].strip()
 
     def ground(self, image: Any, expression: str, max_new_tokens: int | None = None) -> list[float] | None:

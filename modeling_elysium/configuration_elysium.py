@@ -26,6 +26,9 @@ class ElysiumConfig(PreTrainedConfig):
         `"default"` drops the CLS token, `"full"` keeps it.
     projector_hidden_act (`str`, defaults to `"gelu"`):
         Activation between the projector's two linear layers.
+    track_search_context (`float`, *optional*):
+        How the model was trained to track: each clip cropped to a square this many times the target's last box
+        (a search region; `ElysiumTracker` does the same). `None`, as the released model, tracks on whole frames.
 
     Example:
 
@@ -64,6 +67,7 @@ class ElysiumConfig(PreTrainedConfig):
     vision_feature_select_strategy: Literal["default", "full"] = "default"
     vision_feature_layer: int = -2
     tie_word_embeddings: bool = False
+    track_search_context: float | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -71,6 +75,11 @@ class ElysiumConfig(PreTrainedConfig):
             raise ValueError(
                 f"t_selector_tokens={self.t_selector_tokens} must lie in 1..{self.num_patches}, the patches a frame "
                 f"gives with image_size={self.vision_config.image_size} and patch_size={self.vision_config.patch_size}."
+            )
+        if self.track_search_context is not None and not self.track_search_context >= 1.0:
+            raise ValueError(
+                f"track_search_context={self.track_search_context}: a search region holds the whole target, so give "
+                "a factor >= 1 (e.g. 3.0), or None to track on whole frames."
             )
 
     @property

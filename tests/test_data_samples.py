@@ -12,7 +12,7 @@ import numpy as np
 import PIL.Image
 import pytest
 from elysium.processing.boxes import format_track
-from elysium.training.dataset_builder import grounding_context
+from elysium.training.dataset_builder import context_range
 from elysium.training.frames import FrameStore
 from elysium.training.mixture import GroundingSource, MixtureDataset, TrackSource, VideoQASource
 from elysium.training.records import UNREADABLE, SkipCounts, load_track_records, usable_track_records
@@ -198,8 +198,59 @@ def test_grounding_crops_hold_the_target_where_the_text_says(processor, tmp_path
     assert whole.crop is None and source.load_frames(whole)[0].size == (160, 120)
 
 
+def test_track_crops_follow_the_first_box_and_say_where_the_target_is(processor, tmp_path):
+    """SOT / Video-REG clips are cropped to one square around the first box; every answer box is where the target
+    is in that crop (cut at its edge once it moves out); RSOT clips stay whole."""
+    frames, boxes = [], []
+    for i in range(12):  # a 16 x 16 red target moving right 6 px a frame over a grey 160 x 120 frame
+        image = PIL.Image.new("RGB", (160, 120), (128, 128, 128))
+        x = 40 + 6 * i
+        image.paste((255, 0, 0), (x, 50, x + 16, 66))
+        image.save(tmp_path / f"{i:06d}.png")
+        frames.append(f"{i:06d}.png")
+        boxes.append([x / 160, 50 / 120, (x + 16) / 160, 66 / 120])
+    record = {"frames": frames, "box": boxes, "frame_size": [160, 120], "object_description": "a red square"}
+    source = TrackSource([record], FrameStore.from_path(tmp_path))
+    builder = SampleBuilder(processor, task_weights={"sot": 1.0, "rsot": 1.0}, max_stride=1, track_context=(2.0, 4.0))
+    seen_tasks, cut = Counter(), 0
+    for seed in range(40):
+        example = source.example(0, builder, random.Random(seed))
+        seen_tasks[example.task] += 1
+        images = source.load_frames(example)
+        if example.task == "rsot":
+            assert example.crop is None and {im.size for im in images} == {(160, 120)}
+            continue
+        assert len({im.size for im in images}) == 1 and images[0].size != (160, 120)
+        width, height = images[0].size
+        said = [[int(v) / 100 for v in m] for m in re.findall(r"\[(\d+),(\d+),(\d+),(\d+)\]", example.answers[0])]
+        assert len(said) == len(images)
+        for number, (image, box) in enumerate(zip(images, said)):
+            red = np.argwhere((np.asarray(image)[..., 0] > 200) & (np.asarray(image)[..., 1] < 50))
+            if number == 0:
+                assert len(red) == 16 * 16  # the first box is whole in the crop
+            if len(red) == 0:  # moved out of the crop: answered at its right edge
+                assert box[0] >= 0.98 and box[2] >= 0.98
+                cut += 1
+                continue
+            seen = [red[:, 1].min() / width, red[:, 0].min() / height]
+            seen += [(red[:, 1].max() + 1) / width, (red[:, 0].max() + 1) / height]
+            assert np.allclose(box, seen, atol=0.02), (seed, number, box, seen)
+    assert seen_tasks["sot"] > 5 and seen_tasks["rsot"] > 5 and cut > 0
+
+
+def test_track_crops_read_the_frame_size_when_the_record_has_none(processor, tmp_path):
+    PIL.Image.new("RGB", (90, 60), (128, 128, 128)).save(tmp_path / "0.png")
+    PIL.Image.new("RGB", (90, 60), (128, 128, 128)).save(tmp_path / "1.png")
+    record = {"frames": ["0.png", "1.png"], "box": [[0.4, 0.4, 0.5, 0.5]] * 2, "object_description": "a thing"}
+    source = TrackSource([record], FrameStore.from_path(tmp_path))
+    builder = SampleBuilder(processor, task_weights={"sot": 1.0}, track_context=(3.0, 3.0))
+    example = source.example(0, builder, random.Random(0))
+    assert source.load_frames(example)[0].size == (27, 27)  # 3 x the longer side of a 9 x 6 px box
+
+
+@pytest.mark.parametrize("key", ["grounding_context", "track_context"])
 @pytest.mark.parametrize("value", [[0.5, 2.0], [2.0, 1.5], ["a", 2], 3])
-def test_bad_grounding_context_is_named(value):
-    with pytest.raises(ValueError, match="grounding_context"):
-        grounding_context({"grounding_context": value})
-    assert grounding_context({}) is None and grounding_context({"grounding_context": [1, 2]}) == (1.0, 2.0)
+def test_bad_crop_context_is_named(key, value):
+    with pytest.raises(ValueError, match=key):
+        context_range({key: value}, key)
+    assert context_range({}, key) is None and context_range({key: [1, 2]}, key) == (1.0, 2.0)

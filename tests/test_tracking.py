@@ -298,3 +298,65 @@ def test_cli_describe_and_ground_print_answers(model_dir, video20, tmp_path, cap
     code = main(["ground", str(image), "--expression", "the square", "--model", str(model_dir)])
     captured = capsys.readouterr()
     assert (code == 0 and len(captured.out.strip().split(",")) == 4) or (code == 1 and "no box" in captured.err)
+
+
+# -- search regions -----------------------------------------------------------------------------------------------
+
+
+def square_at(x: int, y: int, side: int = 10, size: tuple[int, int] = (160, 120)) -> np.ndarray:
+    frame = np.zeros((size[1], size[0], 3), np.uint8)
+    frame[y : y + side, x : x + side] = 255
+    return frame
+
+
+def test_search_regions_cut_each_clip_around_the_last_box(model, processor, tokenizer, monkeypatch):
+    """With a search context of 5, a 10-px target gets a 50-px square centered on it; the prompt's box, the frames the
+    model sees and its answers are all in that square, and the answers come back in frame pixels."""
+    monkeypatch.setattr(model.config, "track_search_context", 5.0)
+    tracker = ElysiumTracker(model, processor, max_new_tokens=12)  # "model": the model's own setting
+    assert tracker.search_context == 5.0
+    encoded: list[np.ndarray] = []
+    real_encode = tracker._encode_frames
+    monkeypatch.setattr(tracker, "_encode_frames", lambda frames: encoded.extend(frames) or real_encode(frames))
+    frames = [square_at(40 + 2 * i, 50) for i in range(15)]
+    seen: list[str] = []
+    # every answer: the target 8 px right of the prompt's box, in the crop (28, 20)-(38, 30) of 50 px
+    answer = format_track([[0.56, 0.4, 0.76, 0.6]] * 8)
+    script_generate(model, tokenizer, [answer, answer], seen)
+    result = tracker.track(frames, box=[40, 50, 50, 60])
+
+    assert format_box([0.4, 0.4, 0.6, 0.6]) in seen[0]  # the first box, centered in its square (20, 30)-(70, 80)
+    assert [f.shape for f in encoded] == [(50, 50, 3)] * 16  # clip 2 encodes its carried frame again, in its square
+    white = np.argwhere(encoded[0][..., 0] == 255)
+    assert (white.min(0).tolist(), white.max(0).tolist()) == ([20, 20], [29, 29])  # where the prompt's box says
+    assert result.frames[1].box == pytest.approx([48, 50, 58, 60])  # the square's corner + the answer
+    # clip 2 is cut around clip 1's last box (48, 50)-(58, 60): the square (28, 30)-(78, 80)
+    white = np.argwhere(encoded[8][..., 0] == 255)  # frame 7, the target at x = 54
+    assert (white.min(0).tolist(), white.max(0).tolist()) == ([20, 26], [29, 35])
+    assert format_box([0.4, 0.4, 0.6, 0.6]) in seen[1]
+    assert result.frames[9].box == pytest.approx([56, 50, 66, 60])
+
+
+def test_search_context_is_checked_and_describe_uses_it(model, processor, tokenizer):
+    with pytest.raises(ValueError, match="search_context"):
+        ElysiumTracker(model, processor, search_context=0.5)
+    tracker = ElysiumTracker(model, processor, search_context=2.0)
+    seen: list[str] = []
+    script_generate(model, tokenizer, ["a white square"], seen)
+    assert tracker.describe([square_at(40, 50, side=16)] * 3, [40, 50, 56, 66]) == "a white square"
+    assert format_box([0.25, 0.25, 0.75, 0.75]) in seen[0]  # a 32-px square (more than the 30-px least side)
+    assert ElysiumTracker(model, processor).search_context is None  # the test model trained on whole frames
+
+
+def test_cli_search_context_option(capsys):
+    from elysium.inference.cli import build_parser
+
+    parser = build_parser()
+    video = ["track", "v.mp4", "--box", "0,0,4,4"]
+    assert parser.parse_args(video).search_context == "model"
+    assert parser.parse_args([*video, "--search-context", "none"]).search_context is None
+    assert parser.parse_args([*video, "--search-context", "2.5"]).search_context == 2.5
+    for bad in ("0.5", "wide"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*video, "--search-context", bad])
+        assert "a factor >= 1" in capsys.readouterr().err

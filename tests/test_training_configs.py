@@ -44,6 +44,7 @@ def test_tiny_recipe_is_images_then_video():
     assert one["data"]["synthetic"]["out_dir"] != images["data"]["synthetic"]["out_dir"]  # its own generated set
     assert images["data"]["synthetic"]["sources"] == ["grounding"]
     assert video["data"]["synthetic"]["sources"] == ["track", "grounding"]
+    assert video["data"]["track_context"] == [2.0, 4.0] and "track_context" not in images["data"]
     assert video["model"] == {
         "model_name_or_path": "out/stage1b-images/final",
         "attn_implementation": "sdpa",
@@ -141,6 +142,8 @@ def test_stage_training_changes_only_its_parameters_and_saves_a_loadable_model(t
             stage,
             "--lora",
             "{r: 4, alpha: 8}",
+            "--data.track_context",
+            "[2.0, 3.0]",
         ],
     )
     initial, _ = build_model_and_processor(config["model"])
@@ -160,7 +163,9 @@ def test_stage_training_changes_only_its_parameters_and_saves_a_loadable_model(t
     import elysium.modeling_elysium  # noqa: F401
     from transformers import AutoModel
 
-    assert type(AutoModel.from_pretrained(tmp_path / "run" / "final")).__name__ == "ElysiumForConditionalGeneration"
+    saved = AutoModel.from_pretrained(tmp_path / "run" / "final")
+    assert type(saved).__name__ == "ElysiumForConditionalGeneration"
+    assert saved.config.track_search_context == 2.449  # sqrt(2 x 3): trackers cut clips as training did
 
 
 def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_finished_stages(tmp_path):

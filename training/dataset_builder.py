@@ -18,18 +18,19 @@ from .samples import SampleBuilder
 logger = logging.getLogger("elysium.training")
 
 
-def grounding_context(data_cfg: dict[str, Any]) -> tuple[float, float] | None:
-    """`data.grounding_context: [LO, HI]`: grounding images are cropped around their target, the crop's side LO to
-    HI times the target's longer side (`samples.target_crop`); absent: whole images."""
-    value = data_cfg.get("grounding_context")
+def context_range(data_cfg: dict[str, Any], key: str) -> tuple[float, float] | None:
+    """`data.grounding_context` / `data.track_context: [LO, HI]`: grounding images / SOT and Video-REG clips are
+    cropped around their target, the crop's side LO to HI times the target's longer side
+    (`elysium.processing.crops.target_crop`); absent: whole frames."""
+    value = data_cfg.get(key)
     if value is None:
         return None
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"data.grounding_context {value!r}: give [LO, HI], e.g. [1.1, 1.5]") from None
+        raise ValueError(f"data.{key} {value!r}: give [LO, HI], e.g. [1.1, 1.5]") from None
     if not 1.0 <= lo <= hi:
-        raise ValueError(f"data.grounding_context {value!r}: need 1 <= LO <= HI (the crop holds the whole target)")
+        raise ValueError(f"data.{key} {value!r}: need 1 <= LO <= HI (the crop holds the whole target)")
     return lo, hi
 
 
@@ -42,7 +43,8 @@ def build_sample_builder(data_cfg: dict[str, Any], processor: ElysiumProcessor) 
         max_frames=int(data_cfg.get("max_frames", 8)),
         max_stride=int(data_cfg.get("max_stride", 60)),
         max_length=data_cfg.get("max_length"),
-        grounding_context=grounding_context(data_cfg),
+        grounding_context=context_range(data_cfg, "grounding_context"),
+        track_context=context_range(data_cfg, "track_context"),
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import datasets
 import PIL.Image
 from elysium.processing.boxes import BoxError
+from elysium.processing.crops import crop_image
 from torch.utils.data import Dataset, IterableDataset
 
 from .frames import FrameStore
@@ -51,10 +52,21 @@ class TrackSource:
         return len(self.records)
 
     def example(self, index: int, builder: SampleBuilder, rng: random.Random) -> Example:
-        return builder.track_example(self.records[index], rng)
+        return self.example_of(self.records[index], builder, rng)
+
+    def example_of(self, record: dict[str, Any], builder: SampleBuilder, rng: random.Random) -> Example:
+        """The `Example` of one record; with `track_context`, the frame size places the crop (the record's
+        `frame_size`, else read from its first frame)."""
+        if builder.track_context is None:
+            return builder.track_example(record, rng)
+        frame_size = tuple(record.get("frame_size") or ())
+        if len(frame_size) != 2 or min(frame_size) <= 0:
+            frame_size = self.frames.open_image(record["frames"][0]).size
+        return builder.track_example(record, rng, frame_size=frame_size)
 
     def load_frames(self, example: Example) -> list[PIL.Image.Image]:
-        return [self.frames.open_image(path) for path in example.frames]
+        images = [self.frames.open_image(path) for path in example.frames]
+        return images if example.crop is None else [crop_image(image, example.crop) for image in images]
 
 
 @dataclass
@@ -87,11 +99,7 @@ class GroundingSource:
     def load_frames(self, example: Example) -> list[PIL.Image.Image]:
         with PIL.Image.open(self.image_root / example.frames[0]) as image:
             image = image.convert("RGB")
-        if example.crop is not None:
-            w, h = image.size
-            x0, y0, x1, y1 = example.crop
-            image = image.crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
-        return [image]
+        return [image if example.crop is None else crop_image(image, example.crop)]
 
 
 @dataclass
@@ -227,9 +235,12 @@ class StreamingTrackDataset(IterableDataset):
         for index, record in enumerate(self.records):
             rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
             try:
-                example = self.builder.track_example(record, rng)
+                example = source.example_of(record, self.builder, rng)
             except (KeyError, TypeError, ValueError):
                 self.counts.add(MALFORMED)
+                continue
+            except OSError:  # the first frame, read for its size (track_context), cannot be read
+                self.counts.add(UNREADABLE)
                 continue
             try:
                 images = source.load_frames(example)

@@ -16,7 +16,8 @@ from typing import Any
 import PIL.Image
 import torch
 from elysium.processing import ElysiumProcessor
-from elysium.processing.boxes import denormalize_box, format_box, normalize_box
+from elysium.processing.boxes import format_box
+from elysium.processing.crops import box_in_crop, target_crop
 from elysium.processing.prompts import REC, REG, RSOT, SOT, VIDEO_QA, VIDEO_REG
 
 ASSISTANT_TAG = " ASSISTANT: "
@@ -37,31 +38,6 @@ class Example:
     text: str
     answers: list[str]
     crop: tuple[float, float, float, float] | None = None  # normalized region of the frames the text describes
-
-
-def target_crop(
-    box: Sequence[float], image_size: tuple[int, int], context: float, rng: random.Random
-) -> tuple[float, float, float, float]:
-    """A normalized region holding the whole `box`: a square (in pixels) `context` times the box's longer side,
-    at a random place that keeps the box inside, and cut to the image.
-
-    The model sees frames at a fixed small size (64 px for elysium-tiny), where a small object is one patch and
-    the LLM never learns to look for it; the same object filling a third of a crop is read within a few hundred
-    steps (docs/elysium-tiny/pixel-reliance.md). Trackers train on crops around the target for the same reason.
-    """
-    width, height = image_size
-    x1, y1, x2, y2 = denormalize_box(box, image_size)
-    side = max(x2 - x1, y2 - y1, 1.0) * context
-    crop_w, crop_h = min(max(side, x2 - x1), width), min(max(side, y2 - y1), height)
-    left = rng.uniform(max(0.0, x2 - crop_w), min(x1, width - crop_w))
-    top = rng.uniform(max(0.0, y2 - crop_h), min(y1, height - crop_h))
-    return left / width, top / height, (left + crop_w) / width, (top + crop_h) / height
-
-
-def box_in_crop(box: Sequence[float], crop: Sequence[float]) -> list[float]:
-    """A normalized image box in the normalized coordinates of `crop` (both `[x1, y1, x2, y2]`)."""
-    x0, y0 = crop[0], crop[1]
-    return normalize_box([box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0], (crop[2] - x0, crop[3] - y0))
 
 
 def clip_indices(
@@ -95,9 +71,19 @@ class SampleBuilder:
     max_stride: int = 60
     max_length: int | None = None
     grounding_context: tuple[float, float] | None = None  # crop images around the target (`target_crop`)
+    track_context: tuple[float, float] | None = None  # crop SOT / Video-REG clips around the first box
 
-    def track_example(self, record: dict[str, Any], rng: random.Random) -> Example:
-        """A clip of an ElysiumTrack record, boxes taken at exactly the frame indices, and a drawn task."""
+    def track_example(
+        self, record: dict[str, Any], rng: random.Random, frame_size: tuple[int, int] | None = None
+    ) -> Example:
+        """A clip of an ElysiumTrack record, boxes taken at exactly the frame indices, and a drawn task.
+
+        With `track_context` (and the frames' `frame_size`), SOT and Video-REG clips are cropped to one square
+        around the first frame's box (a context factor drawn from the range, the box at a random place in it), as
+        a tracker crops each clip around its last box; later boxes are given in the crop, cut to its edge. RSOT
+        clips stay whole: the object is not known yet when a tracker asks with an expression.
+        """
+
         tasks = [t for t in TRACK_TASKS if self.task_weights.get(t, 0) > 0]
         task = rng.choices(tasks, weights=[self.task_weights[t] for t in tasks])[0]
         # A referring expression (synthetic data) is written for the track's first frame ("on the left" may not
@@ -109,6 +95,12 @@ class SampleBuilder:
         frames = [record["frames"][i] for i in indices]
         boxes = [record["box"][i] for i in indices]
         description = record["object_description"].strip()
+        crop = None
+        if self.track_context is not None and task != RSOT:
+            if not frame_size or min(frame_size) <= 0:
+                raise ValueError("track_context needs the frame size to place the crop")
+            crop = target_crop(boxes[0], frame_size, rng.uniform(*self.track_context), rng)
+            boxes = [box_in_crop(box, crop, clip=True) for box in boxes]
         if task == SOT:
             answer = self.processor.format_track_answer(boxes)
             text = self.processor.build_prompt(SOT, len(frames), box=boxes[0], answer=answer, paraphrase=None, rng=rng)
@@ -123,7 +115,7 @@ class SampleBuilder:
             text = self.processor.build_prompt(
                 VIDEO_REG, len(frames), box=boxes[0], answer=answer, paraphrase=None, rng=rng
             )
-        return Example(task, frames, text, [answer])
+        return Example(task, frames, text, [answer], crop)
 
     def grounding_example(
         self, record: dict[str, Any], rng: random.Random, image_size: tuple[int, int] | None = None

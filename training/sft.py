@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
 import shutil
 import sys
@@ -32,7 +33,7 @@ from elysium.training.callbacks import (
 )
 from elysium.training.collator import ElysiumCollator
 from elysium.training.config import load_config, stage_configs
-from elysium.training.dataset_builder import build_train_dataset
+from elysium.training.dataset_builder import build_train_dataset, context_range
 from elysium.training.model_setup import build_model_and_processor, count_parameters, set_trainable
 from elysium.training.records import SkipCounts
 from elysium.training.synth import SynthConfig, synthesize
@@ -200,6 +201,9 @@ def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = (
     prepare_synthetic(data_cfg)
     args = SFTConfig(**{**DEFAULT_ARGS, **config["training"], **REQUIRED_ARGS})
     model, processor = build_model_and_processor(config["model"])
+    track_context = context_range(data_cfg, "track_context")
+    if track_context is not None:  # the tracker crops clips as training did: the range's geometric middle
+        model.config.track_search_context = round(math.sqrt(track_context[0] * track_context[1]), 3)
     if args.gradient_checkpointing:
         args.gradient_checkpointing_kwargs = args.gradient_checkpointing_kwargs or {"use_reentrant": False}
     model = set_trainable(model, config["stage"], config.get("lora"))
