@@ -35,8 +35,9 @@ def test_shipped_training_configs_are_valid(name):
 
 def test_tiny_recipe_is_images_then_video():
     stages = stage_configs(load_config(CONFIGS / "tiny.yaml", ["--training.output_dir", "out"]))
-    assert [name for name, _ in stages] == ["stage1a-crops", "stage1a-one-object", "stage1b-images", "stage2-video"]
-    (_, crops), (_, one), (_, images), (_, video) = stages
+    names = ["stage1a-crops", "stage1a-one-object", "stage1b-images", "stage2-video", "stage2-32-tokens"]
+    assert [name for name, _ in stages] == names
+    (_, crops), (_, one), (_, images), (_, video), (_, more) = stages
     assert crops["data"]["grounding_context"] == [1.1, 1.5] and "grounding_context" not in one["data"]
     assert crops["data"]["synthetic"] == one["data"]["synthetic"]  # the same one-object images, cropped then whole
     assert one["data"]["synthetic"]["objects_per_video"] == [1, 1] and crops["model"]["tiny"]
@@ -50,6 +51,9 @@ def test_tiny_recipe_is_images_then_video():
         "attn_implementation": "sdpa",
         "lr_scale": {"vision_tower": 0.1, "multi_modal_projector": 0.1},
     }
+    # a later stage's own model keys apply on top of the previous stage's final/
+    assert more["model"]["model_name_or_path"] == "out/stage2-video/final" and more["model"]["t_selector_tokens"] == 32
+    assert more["data"] == video["data"] and "t_selector_tokens" not in video["model"]
     assert images["training"]["output_dir"] == "out/stage1b-images"
     assert len({s["data"]["synthetic"]["seed"] for _, s in stages}) == 1  # one data seed for the whole recipe
 
@@ -174,7 +178,7 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
         (CONFIGS / "tiny-smoke.yaml").read_text()
         + "stages:\n"
         + "  - {name: images, data: {synthetic: {sources: [grounding]}}}\n"
-        + "  - {name: video, data: {synthetic: {sources: [track, grounding]}}}\n"
+        + "  - {name: video, model: {t_selector_tokens: 3}, data: {synthetic: {sources: [track, grounding]}}}\n"
     )
     overrides = {
         "--data.synthetic.out_dir": str(tmp_path / "data"),
@@ -199,6 +203,10 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
     assert (tmp_path / "data" / "grounding.jsonl").read_text().count("\n") >= 3
     first, second = load_file(images / "model.safetensors"), load_file(video / "model.safetensors")
     assert first.keys() == second.keys() and any(not torch.equal(first[k], second[k]) for k in first)
+    # the video stage keeps 3 tokens a frame where the image stage kept 2: model and processor agree
+    assert json.loads((video / "config.json").read_text())["t_selector_tokens"] == 3
+    assert json.loads((video / "processor_config.json").read_text())["num_image_tokens"] == 3
+    assert json.loads((images / "config.json").read_text())["t_selector_tokens"] == 2
     assert not list(tmp_path.glob("run/*/.final.partial"))  # final/ is renamed into place whole
 
     curves = read_run(tmp_path / "run")  # the record of the recipe: stages end to end

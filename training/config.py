@@ -76,9 +76,11 @@ def check_stages(stages: Any, path: str | Path) -> None:
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
             raise ValueError(f"{path}: stage {number} needs a `name` usable as a folder name (got {name!r})")
-        unknown = set(entry) - {"name", *STAGE_SECTIONS}
+        unknown = set(entry) - {"name", "model", *STAGE_SECTIONS}
         if unknown:
-            raise ValueError(f"{path}: stage {name!r} has unknown keys {sorted(unknown)}; use {STAGE_SECTIONS}")
+            raise ValueError(
+                f"{path}: stage {name!r} has unknown keys {sorted(unknown)}; use {('model', *STAGE_SECTIONS)}"
+            )
         names.append(name)
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: stage names must be unique, got {names}")
@@ -106,7 +108,8 @@ def stage_configs(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         stage["training"]["output_dir"] = str(root / entry["name"])
         if previous is not None:
             kept = {k: base["model"][k] for k in ("attn_implementation", "dtype", "lr_scale") if k in base["model"]}
-            stage["model"] = {"model_name_or_path": str(previous / "final"), **kept}
+            own = entry.get("model") or {}  # a stage's own model keys (e.g. t_selector_tokens) still apply
+            stage["model"] = {"model_name_or_path": str(previous / "final"), **kept, **own}
         previous = root / entry["name"]
         out.append((entry["name"], stage))
     return out
