@@ -51,6 +51,9 @@ def recipe_record(
                 "batch_size": stages[stage["name"]]["training"]["per_device_train_batch_size"],
                 "learning_rate": stages[stage["name"]]["training"]["learning_rate"],
                 "sources": stages[stage["name"]]["data"]["synthetic"].get("sources", ["track"]),
+                "grounding_context": stages[stage["name"]]["data"].get("grounding_context"),
+                "track_context": stages[stage["name"]]["data"].get("track_context"),
+                "t_selector_tokens": stages[stage["name"]]["model"].get("t_selector_tokens"),
                 "final_loss": stage["log"][-1]["loss"] if stage["log"] else None,
             }
             for stage in run["stages"]
@@ -75,6 +78,15 @@ def compact_report(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _crops(stage: dict[str, Any]) -> str:
+    parts = []
+    if stage.get("grounding_context"):
+        parts.append("images {:g}-{:g}x".format(*stage["grounding_context"]))
+    if stage.get("track_context"):
+        parts.append("SOT/Video-REG clips {:g}-{:g}x".format(*stage["track_context"]))
+    return ", ".join(parts)
+
+
 def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | None) -> str:
     """The export's card (usage, prompt and box format) with what elysium-tiny is and how well it does first."""
     head, _, rest = generic.partition("\n# Elysium\n")
@@ -84,7 +96,8 @@ def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | Non
         "`elysium export --model models/elysium-tiny --out DIR` writes a copy that loads with `trust_remote_code`.",
     )
     stages = "\n".join(
-        f"| {s['name']} | {', '.join(s['sources'])} | {s['steps']} | {s['batch_size']} | {s['learning_rate']:g} |"
+        f"| {s['name']} | {', '.join(s['sources'])} | {_crops(s)} | {s.get('t_selector_tokens') or ''} | {s['steps']} "
+        f"| {s['batch_size']} | {s['learning_rate']:g} |"
         for s in recipe["stages"]
     )
     quality = (
@@ -112,10 +125,14 @@ knows those objects and nothing else: use it to try the package end to end, not 
 
 `{recipe["command"]}` (`{recipe["config"]}`): data seed {recipe["data_seed"]}, {recipe["data"]["videos"]} videos;
 stage 1 on images (first-frame REC/REG), stage 2 on SOT/RSOT/Video-REG clips of 2-8 frames mixed with the images.
+Where the table says so, images or clips were cut to a square that many times the target's size around it; a model
+trained on such clips records it (`track_search_context` in `config.json`) and `ElysiumTracker` then cuts every clip
+around the target's last box the same way (`--search-context none` tracks on whole frames). "Tokens a frame": where
+a stage changed the T-Selector's count (blank: the model's `t_selector_tokens` before it).
 Training curves: `training_curves.png` / `.json` in this folder; the full record: `elysium_recipe.json`.
 
-| stage | data | steps | batch | learning rate |
-| :-- | :-- | --: | --: | --: |
+| stage | data | cut around the target | tokens a frame | steps | batch | learning rate |
+| :-- | :-- | :-- | --: | --: | --: | --: |
 {stages}
 
 ## Held-out quality

@@ -1,0 +1,151 @@
+"""Does a model localize at all? Two direct measurements on generated data, each beside what no perception gives.
+
+- Grounding (REC): the model's box for an expression in a still image, scored by IoU and by the distance of its
+  centre from the target's (a fraction of the image), beside one constant box (the set's mean target box).
+- Motion: over a clip tracked from its first box, does the predicted box move the way the target moves? The cosine
+  between the predicted and the true displacement of the box centre (first to last frame; ~0 when the answer's
+  motion has nothing to do with the target's), and their length ratio.
+
+Success AUC mixes these up with box size and drift; these two say which part is missing:
+
+    python -m elysium.evaluation.localization --model DIR --data GENERATED_DIR [--samples 60] [--context 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .heldout import Track
+from .ope import rect_iou, xyxy_to_xywh
+
+
+def _centre(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[..., :2] + boxes[..., 2:]) / 2
+
+
+def box_scores(predicted: Sequence[Sequence[float] | None], truth: np.ndarray, sizes: np.ndarray) -> dict[str, float]:
+    """Mean IoU, share with IoU >= 0.5, and mean distance of the box centres with x in widths and y in heights of
+    the image (`sizes`, `(w, h)` each) of pixel boxes; a missing prediction scores IoU 0 and distance 1."""
+    ious, distances = [], []
+    for box, target, size in zip(predicted, truth, sizes):
+        if box is None:
+            ious.append(0.0)
+            distances.append(1.0)
+            continue
+        box = np.asarray(box, dtype=np.float64)
+        ious.append(float(rect_iou(xyxy_to_xywh(box[None]), xyxy_to_xywh(target[None]))[0]))
+        distances.append(float(np.linalg.norm((_centre(box) - _centre(target)) / size)))
+    ious_array = np.asarray(ious)
+    return {
+        "mean_iou": round(float(ious_array.mean()), 4),
+        "iou_at_least_0.5": round(float((ious_array >= 0.5).mean()), 4),
+        "centre_distance": round(float(np.mean(distances)), 4),
+    }
+
+
+def grounding_scores(
+    tracker: Any,
+    records: Sequence[dict[str, Any]],
+    image_root: str | Path,
+    context: float | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """REC on `{image, box (normalized), expression}` records with `tracker.ground`, whole images or cut to a square
+    `context` times the target (placed at random, as training's `grounding_context`), beside a constant box."""
+    from elysium.processing.crops import box_in_crop, crop_image, target_crop
+
+    rng = random.Random(seed)
+    predicted, truth, sizes = [], [], []
+    for record in tqdm(records, desc="grounding", disable=not progress):
+        with Image.open(Path(image_root) / record["image"]) as image:
+            image = image.convert("RGB")
+        box = record["box"]
+        if context is not None:
+            crop = target_crop(box, image.size, context, rng)
+            image, box = crop_image(image, crop), box_in_crop(box, crop)
+        width, height = image.size
+        truth.append([box[0] * width, box[1] * height, box[2] * width, box[3] * height])
+        sizes.append([width, height])
+        predicted.append(tracker.ground(image, record["expression"]))
+    truth_array, size_array = np.asarray(truth), np.asarray(sizes, dtype=np.float64)
+    mean_box = (truth_array / np.tile(size_array, 2)).mean(0)  # one normalized box for every image
+    constant = [mean_box * np.tile(size, 2) for size in size_array]
+    return {
+        "samples": len(records),
+        "context": context,
+        "model": box_scores(predicted, truth_array, size_array),
+        "constant_box": box_scores(constant, truth_array, size_array),
+    }
+
+
+def motion_agreement(predictions: Sequence[np.ndarray], tracks: Sequence[Track], least_px: float = 4.0) -> dict:
+    """Cosine and length ratio of the predicted vs the true displacement of the box centre, first to last frame, over
+    the tracks whose target moves at least `least_px` pixels."""
+    cosines, ratios = [], []
+    for prediction, track in zip(predictions, tracks):
+        truth = _centre(track.boxes[-1]) - _centre(track.boxes[0])
+        guess = _centre(np.asarray(prediction[-1])) - _centre(track.boxes[0])
+        if np.linalg.norm(truth) < least_px:
+            continue
+        cosines.append(float(truth @ guess / (np.linalg.norm(truth) * np.linalg.norm(guess) + 1e-9)))
+        ratios.append(float(np.linalg.norm(guess) / np.linalg.norm(truth)))
+    return {
+        "tracks": len(cosines),
+        "mean_cosine": round(float(np.mean(cosines)), 4) if cosines else None,
+        "median_length_ratio": round(float(np.median(ratios)), 4) if ratios else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="a saved Elysium (default: the packaged elysium-tiny)")
+    parser.add_argument("--data", required=True, type=Path, help="a generated folder (elysium data synth --out)")
+    parser.add_argument("--samples", type=int, default=60, help="images and tracks to use (default 60)")
+    parser.add_argument("--context", type=float, default=None, help="also ground in crops this many times the target")
+    parser.add_argument("--max-frames", type=int, default=8, help="frames of each tracked clip (default 8: one clip)")
+    parser.add_argument("--out", type=Path, default=None, help="write the scores here as JSON")
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args(argv)
+    files = [args.data / "grounding.jsonl", args.data / "annotations.jsonl"]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing or args.samples < 1 or args.max_frames < 2:
+        problem = f"{', '.join(missing)} not found" if missing else "--samples must be >= 1, --max-frames >= 2"
+        print(f"error: {problem}; give a folder written by `elysium data synth`", file=sys.stderr)
+        return 2
+
+    from elysium.inference.loading import load_model_and_processor
+    from elysium.inference.tracker import ElysiumTracker
+
+    from .heldout import load_tracks, track_heldout
+
+    model, processor = load_model_and_processor(args.model, args.device)
+    tracker = ElysiumTracker(model, processor, clip_len=args.max_frames)
+    records = [json.loads(line) for line in files[0].read_text().splitlines() if line.strip()][: args.samples]
+    report: dict[str, Any] = {"model": args.model or "default", "search_context": tracker.search_context}
+    report["grounding_whole"] = grounding_scores(tracker, records, args.data)
+    if args.context is not None:
+        report["grounding_crops"] = grounding_scores(tracker, records, args.data, context=args.context)
+    tracks = load_tracks(files[1], limit=args.samples, max_frames=args.max_frames)
+    report["sot_motion"] = motion_agreement(track_heldout(tracker, tracks, progress=True).sot, tracks)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out is not None:
+        from elysium.atomic import write_text_atomic
+
+        write_text_atomic(args.out, text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
