@@ -91,9 +91,12 @@ def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForCond
     if model_cfg.get("model_name_or_path"):
         path = model_cfg["model_name_or_path"]
         # The T-Selector's weights score every patch, whatever it keeps: a stage may keep more or fewer tokens.
-        tokens = {"t_selector_tokens": int(model_cfg["t_selector_tokens"])} if "t_selector_tokens" in model_cfg else {}
-        model = ElysiumForConditionalGeneration.from_pretrained(path, attn_implementation=attn, dtype=dtype, **tokens)
-        processor = ElysiumProcessor.from_pretrained(path, **{"num_image_tokens": v for v in tokens.values()})
+        count = model_cfg.get("t_selector_tokens")
+        kept = {} if count is None else {"t_selector_tokens": int(count)}
+        model = ElysiumForConditionalGeneration.from_pretrained(path, attn_implementation=attn, dtype=dtype, **kept)
+        processor = ElysiumProcessor.from_pretrained(path)
+        if count is not None:
+            processor.num_image_tokens = int(count)
     elif model_cfg.get("vision_model") and model_cfg.get("text_model"):
         tokens = int(model_cfg.get("t_selector_tokens", 108))
         model = ElysiumForConditionalGeneration.from_vision_text_pretrained(
