@@ -12,7 +12,7 @@ from accelerate.commands.config.config_args import load_config_from_file
 from elysium.training.config import apply_overrides, load_config, stage_configs
 from elysium.training.curves import plot_runs, read_run
 from elysium.training.model_setup import build_model_and_processor, set_trainable, sincos_2d
-from elysium.training.sft import train
+from elysium.training.sft import main, train
 from elysium.training.ship_tiny import ship
 from safetensors.torch import load_file
 from trl import SFTConfig
@@ -244,3 +244,14 @@ def test_tiny_models_take_sizes_feature_layer_and_a_sine_cosine_position_start()
     assert frozen.config.t_selector_straight_through is False
     plain, _ = build_model_and_processor({**model_cfg, "position_init": None})
     assert plain.model.vision_tower.embeddings.position_embedding.weight.std() < 0.05  # the default init
+
+
+def test_a_missing_model_folder_is_one_clear_line(tmp_path, capsys):
+    argv = ["--config", str(CONFIGS / "tiny-smoke.yaml"), "--data.synthetic.out_dir", str(tmp_path / "data")]
+    argv += ["--data.synthetic.videos", "1", "--training.output_dir", str(tmp_path / "run")]
+    assert main([*argv, "--model.model_name_or_path", str(tmp_path / "runs" / "final")]) == 2
+    err = [
+        line for line in capsys.readouterr().err.strip().splitlines() if "Warning" not in line and "warn(" not in line
+    ]
+    assert len(err) == 1 and err[0].startswith("error: model.model_name_or_path") and "no such folder" in err[0]
+    assert main(["--config", str(tmp_path / "none.yaml")]) == 2 and "none.yaml" in capsys.readouterr().err

@@ -6,6 +6,7 @@ Stage 1 trains only the T-Selector and the projector (vision tower and LLM froze
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -89,7 +90,12 @@ def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForCond
     attn = model_cfg.get("attn_implementation", "sdpa")
     dtype = getattr(torch, model_cfg.get("dtype", "float32"))
     if model_cfg.get("model_name_or_path"):
-        path = model_cfg["model_name_or_path"]
+        path = str(model_cfg["model_name_or_path"])
+        if not Path(path).is_dir() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
+            raise FileNotFoundError(
+                f"model.model_name_or_path {path!r}: no such folder (nor a Hub id, which is 'owner/name'); give a "
+                "saved Elysium folder, e.g. an earlier run's final/"
+            )
         # The T-Selector's weights score every patch, whatever it keeps: a stage may keep more or fewer tokens.
         count = model_cfg.get("t_selector_tokens")
         kept = {} if count is None else {"t_selector_tokens": int(count)}

@@ -243,8 +243,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="training/configs/NAME.yaml")
     known, overrides = parser.parse_known_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    config = load_config(known.config, overrides)
-    train(config)
+    try:
+        config = load_config(known.config, overrides)
+        train(config)
+    except (FileNotFoundError, ValueError) as error:  # a bad config, path or record set: one line, not a traceback
+        logger.debug("training stopped", exc_info=True)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
