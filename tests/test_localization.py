@@ -72,41 +72,12 @@ def test_cli_on_generated_data(model_dir, tmp_path, capsys):
     from elysium.training.synth import synthesize
 
     synthesize(tmp_path / "data", videos=1, seed=4244, frames_per_video=(8, 8), size=(64, 48), progress=False)
-    code = main(
-        [
-            "--model",
-            str(model_dir),
-            "--data",
-            str(tmp_path / "data"),
-            "--samples",
-            "2",
-            "--max-frames",
-            "4",
-            "--context",
-            "2",
-            "--out",
-            str(tmp_path / "loc.json"),
-        ]
-    )
-    assert code == 0
+    common = ["--model", str(model_dir), "--data", str(tmp_path / "data"), "--samples", "2"]
+    assert main([*common, "--max-frames", "4", "--context", "2", "--out", str(tmp_path / "loc.json")]) == 0
     report = json.loads((tmp_path / "loc.json").read_text())
     assert report["grounding_whole"]["samples"] == 2 and report["grounding_crops"]["context"] == 2.0
     assert set(report["sot_motion"]) == {"tracks", "mean_cosine", "median_length_ratio"}
     assert main(["--data", str(tmp_path / "nothing")]) == 2 and "elysium data synth" in capsys.readouterr().err
     (tmp_path / "data" / "annotations.jsonl").unlink()  # grounding only: no tracking part
-    assert (
-        main(
-            [
-                "--model",
-                str(model_dir),
-                "--data",
-                str(tmp_path / "data"),
-                "--samples",
-                "2",
-                "--out",
-                str(tmp_path / "g.json"),
-            ]
-        )
-        == 0
-    )
+    assert main([*common, "--out", str(tmp_path / "g.json")]) == 0
     assert "sot_motion" not in json.loads((tmp_path / "g.json").read_text())
