@@ -38,20 +38,14 @@ def _centre(boxes: np.ndarray) -> np.ndarray:
 def box_scores(predicted: Sequence[Sequence[float] | None], truth: np.ndarray, sizes: np.ndarray) -> dict[str, float]:
     """Mean IoU, share with IoU >= 0.5, and mean distance of the box centres with x in widths and y in heights of
     the image (`sizes`, `(w, h)` each) of pixel boxes; a missing prediction scores IoU 0 and distance 1."""
-    ious, distances = [], []
-    for box, target, size in zip(predicted, truth, sizes):
-        if box is None:
-            ious.append(0.0)
-            distances.append(1.0)
-            continue
-        box = np.asarray(box, dtype=np.float64)
-        ious.append(float(rect_iou(xyxy_to_xywh(box[None]), xyxy_to_xywh(target[None]))[0]))
-        distances.append(float(np.linalg.norm((_centre(box) - _centre(target)) / size)))
-    ious_array = np.asarray(ious)
+    found = np.array([box is not None for box in predicted])
+    boxes = np.asarray([box if box is not None else [0.0, 0.0, 1.0, 1.0] for box in predicted], dtype=np.float64)
+    ious = np.where(found, rect_iou(xyxy_to_xywh(boxes), xyxy_to_xywh(truth)), 0.0)
+    distances = np.where(found, np.linalg.norm((_centre(boxes) - _centre(truth)) / sizes, axis=-1), 1.0)
     return {
-        "mean_iou": round(float(ious_array.mean()), 4),
-        "iou_at_least_0.5": round(float((ious_array >= 0.5).mean()), 4),
-        "centre_distance": round(float(np.mean(distances)), 4),
+        "mean_iou": round(float(ious.mean()), 4),
+        "iou_at_least_0.5": round(float((ious >= 0.5).mean()), 4),
+        "centre_distance": round(float(distances.mean()), 4),
     }
 
 

@@ -205,8 +205,9 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _search_context(text: str) -> float | str | None:
     """`--search-context`: "model" (as the model trained), "none" (whole frames) or a factor >= 1."""
-    if text.strip().lower() in ("model", "none"):
-        return None if text.strip().lower() == "none" else "model"
+    word = text.strip().lower()
+    if word in ("model", "none"):
+        return None if word == "none" else "model"
     try:
         value = float(text)
     except ValueError:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -156,8 +156,21 @@ def _full_frame(item: FrameItem) -> np.ndarray:
     return item.original if item.original is not None else item.frame
 
 
-def _shift(box: Sequence[float], dx: float, dy: float) -> list[float]:
-    return [box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy]
+class _SearchRegion(NamedTuple):
+    """A clip's square of the frame: normalized `crop` (to cut frames of any size), its pixel `size` and the
+    pixel `offset` of its top-left corner (to move pixel boxes between the frame and the square)."""
+
+    crop: Region
+    size: tuple[int, int]
+    offset: tuple[int, int]
+
+    def to_region(self, box: Sequence[float]) -> list[float]:
+        dx, dy = self.offset
+        return [box[0] - dx, box[1] - dy, box[2] - dx, box[3] - dy]
+
+    def to_frame(self, box: Sequence[float]) -> list[float]:
+        dx, dy = self.offset
+        return [box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy]
 
 
 class ElysiumTracker:
@@ -299,24 +312,21 @@ class ElysiumTracker:
                 continue
             # Whole frames: only the new frames are encoded (the carried one's tokens are cached). Search regions:
             # the clip's frames, the carried one too, are cut around the stream's last box and encoded anew.
-            regions = {id(stream): self._search_region(stream) for stream, _ in clips}
+            regions = [self._search_region(stream) for stream, _ in clips]
+            clip_items = [new if stream.first else [stream.carry, *new] for stream, new in clips]
             to_encode, spans = [], []
-            for stream, new in clips:
-                region = regions[id(stream)]
+            for (_, new), items, region in zip(clips, clip_items, regions):
+                encoded = new if region is None else items
+                spans.append((len(to_encode), len(encoded)))
                 if region is None:
-                    spans.append((len(to_encode), len(new)))
                     to_encode.extend(item.frame for item in new)
                 else:
-                    items = new if stream.first else [stream.carry, *new]
-                    spans.append((len(to_encode), len(items)))
-                    to_encode.extend(crop_image(_full_frame(item), region[0]) for item in items)
+                    to_encode.extend(crop_image(_full_frame(item), region.crop) for item in items)
             features = self._encode_frames(to_encode)
             self.stats["frames"] += sum(len(new) for _, new in clips)
             prompts, clip_features, asked = [], [], []
-            for (stream, new), (offset, count) in zip(clips, spans):
+            for (stream, _), items, region, (offset, count) in zip(clips, clip_items, regions, spans):
                 own = features[offset : offset + count]
-                region = regions[id(stream)]
-                items = new if stream.first else [stream.carry, *new]
                 feats = own if stream.first or region is not None else [stream.carry_feature, *own]
                 if stream.first and stream.box is not None and len(items) == 1:
                     continue  # a one-frame video with a box: nothing to ask
@@ -325,35 +335,31 @@ class ElysiumTracker:
                 else:
                     box = normalize_box(stream.box, stream.frame_size)
                     if region is not None:
-                        box = box_in_crop(box, region[0])
+                        box = box_in_crop(box, region.crop)
                     prompt = self.processor.build_prompt(SOT, len(items), box=box)
                 prompts.append(prompt)
                 clip_features.extend(feats)
-                asked.append((stream, items, feats))
+                asked.append((stream, items, feats, region))
             texts: list[str] = []
             if prompts:
-                budget = max(self._answer_budget(len(items)) for _, items, _ in asked)
+                budget = max(self._answer_budget(len(items)) for _, items, _, _ in asked)
                 texts = self._generate(prompts, clip_features, budget)
                 self.stats["clips"] += len(prompts)
             # Answers are read in the pixels of what the model saw (a region or the frame), then moved to the frame.
-            seen = [regions[id(stream)] for stream, _, _ in asked]
             parsed = (
                 self.processor.post_process_tracking(
                     texts,
-                    [stream.frame_size if r is None else r[1] for (stream, _, _), r in zip(asked, seen)],
-                    num_frames=[len(items) for _, items, _ in asked],
-                    initial_boxes=[
-                        stream.box if r is None else _shift(stream.box, -r[2][0], -r[2][1])
-                        for (stream, _, _), r in zip(asked, seen)
-                    ],
+                    [stream.frame_size if r is None else r.size for stream, _, _, r in asked],
+                    num_frames=[len(items) for _, items, _, _ in asked],
+                    initial_boxes=[stream.box if r is None else r.to_region(stream.box) for stream, _, _, r in asked],
                 )
                 if asked
                 else []
             )
-            for result, region in zip(parsed, seen):
+            for result, (_, _, _, region) in zip(parsed, asked):
                 if region is not None:
-                    result["boxes"] = [None if b is None else _shift(b, *region[2]) for b in result["boxes"]]
-            answers = {id(stream): (items, feats, result) for (stream, items, feats), result in zip(asked, parsed)}
+                    result["boxes"] = [None if b is None else region.to_frame(b) for b in result["boxes"]]
+            answers = {id(stream): (items, feats, result) for (stream, items, feats, _), result in zip(asked, parsed)}
             for stream, new in clips:
                 if id(stream) in answers:
                     items, feats, result = answers[id(stream)]
@@ -362,17 +368,20 @@ class ElysiumTracker:
                     stream.carry, stream.carry_feature, stream.first = new[0], None, False
                     yield stream.request, [(TrackedFrame(new[0].index, new[0].timestamp, list(stream.box)), new[0])]
 
-    def _search_region(self, stream: _Stream) -> tuple[Region, tuple[int, int], tuple[int, int]] | None:
-        """The square around the stream's last box the next clip is cut to, as `(normalized region, its size in
-        pixels, its top-left in pixels)`; None on whole frames (no search context, or RSOT before the object is
-        found). At least a quarter of the frame's shorter side, so a box that collapsed still finds its object."""
+    def _square(self, box: Sequence[float], frame_size: tuple[int, int]) -> Region:
+        """The normalized square `search_context` times normalized `box` around it, at least a quarter of the
+        frame's shorter side (so a box that collapsed still finds its object)."""
+        return square_around(box, frame_size, self.search_context, min_side=min(frame_size) / 4)
+
+    def _search_region(self, stream: _Stream) -> _SearchRegion | None:
+        """The square around the stream's last box the next clip is cut to, on whole pixels; None on whole frames
+        (no search context, or RSOT before the object is found)."""
         if self.search_context is None or stream.box is None:
             return None
         size = stream.frame_size
-        square = square_around(normalize_box(stream.box, size), size, self.search_context, min_side=min(size) / 4)
-        left, top, right, bottom = pixel_region(square, size)
-        exact = (left / size[0], top / size[1], right / size[0], bottom / size[1])
-        return exact, (right - left, bottom - top), (left, top)
+        left, top, right, bottom = pixel_region(self._square(normalize_box(stream.box, size), size), size)
+        crop = (left / size[0], top / size[1], right / size[0], bottom / size[1])
+        return _SearchRegion(crop, (right - left, bottom - top), (left, top))
 
     def _advance(
         self, stream: _Stream, items: list[FrameItem], feats: list[torch.Tensor], result: dict[str, Any]
@@ -493,7 +502,7 @@ class ElysiumTracker:
             arrays = [arrays[i] for i in picks]
         box = normalize_box(check_box(box, size), size)
         if self.search_context is not None:  # the frames cut around the first box, as Video-REG trained with it
-            region = square_around(box, size, self.search_context, min_side=min(size) / 4)
+            region = self._square(box, size)
             arrays = [crop_image(array, region) for array in arrays]
             box = box_in_crop(box, region)
         prompt = self.processor.build_prompt(VIDEO_REG, len(arrays), box=box)

@@ -54,13 +54,6 @@ def box_in_crop(box: Sequence[float], crop: Sequence[float], clip: bool = False)
     return [min(1.0, max(0.0, v)) for v in inside] if clip else inside
 
 
-def box_from_crop(box: Sequence[float], crop: Sequence[float]) -> list[float]:
-    """The inverse of `box_in_crop`: normalized crop coordinates back to normalized frame coordinates."""
-    x0, y0 = crop[0], crop[1]
-    inside = denormalize_box(box, (crop[2] - x0, crop[3] - y0))
-    return [inside[0] + x0, inside[1] + y0, inside[2] + x0, inside[3] + y0]
-
-
 def pixel_region(crop: Sequence[float], frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
     """The whole pixels `(left, top, right, bottom)` a normalized region covers, at least one pixel each way."""
     width, height = frame_size

@@ -75,6 +75,11 @@ class FrameStore:
         assert handle is not None
         return handle.read()
 
+    def image_size(self, relative: str) -> tuple[int, int]:
+        """`(w, h)` of a frame from its header, without decoding the pixels."""
+        with PIL.Image.open(io.BytesIO(self.read_bytes(relative))) as image:
+            return image.size
+
     def open_image(self, relative: str) -> PIL.Image.Image:
         """The frame decoded as RGB; raises `OSError`/`FileNotFoundError` for missing or unreadable files."""
         with PIL.Image.open(io.BytesIO(self.read_bytes(relative))) as image:

@@ -47,6 +47,7 @@ class TrackSource:
     records: datasets.Dataset
     frames: FrameStore
     name: str = "track"
+    _sizes: dict[str, tuple[int, int]] = field(default_factory=dict, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -56,12 +57,15 @@ class TrackSource:
 
     def example_of(self, record: dict[str, Any], builder: SampleBuilder, rng: random.Random) -> Example:
         """The `Example` of one record; with `track_context`, the frame size places the crop (the record's
-        `frame_size`, else read from its first frame)."""
+        `frame_size`, else its first frame's header, read once a video)."""
         if builder.track_context is None:
             return builder.track_example(record, rng)
         frame_size = tuple(record.get("frame_size") or ())
         if len(frame_size) != 2 or min(frame_size) <= 0:
-            frame_size = self.frames.open_image(record["frames"][0]).size
+            first = record["frames"][0]
+            if first not in self._sizes:
+                self._sizes[first] = self.frames.image_size(first)
+            frame_size = self._sizes[first]
         return builder.track_example(record, rng, frame_size=frame_size)
 
     def load_frames(self, example: Example) -> list[PIL.Image.Image]:

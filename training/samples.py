@@ -97,9 +97,7 @@ class SampleBuilder:
         description = record["object_description"].strip()
         crop = None
         if self.track_context is not None and task != RSOT:
-            if not frame_size or min(frame_size) <= 0:
-                raise ValueError("track_context needs the frame size to place the crop")
-            crop = target_crop(boxes[0], frame_size, rng.uniform(*self.track_context), rng)
+            crop = self._crop_around(boxes[0], frame_size, self.track_context, rng)
             boxes = [box_in_crop(box, crop, clip=True) for box in boxes]
         if task == SOT:
             answer = self.processor.format_track_answer(boxes)
@@ -131,9 +129,7 @@ class SampleBuilder:
             raise ValueError("empty expression")
         crop = None
         if self.grounding_context is not None:
-            if image_size is None:
-                raise ValueError("grounding_context needs the image size to place the crop")
-            crop = target_crop(box, image_size, rng.uniform(*self.grounding_context), rng)
+            crop = self._crop_around(box, image_size, self.grounding_context, rng)
             box = box_in_crop(box, crop)
         if rng.random() < 0.5:
             task, answer = REC, format_box(box)
@@ -142,6 +138,15 @@ class SampleBuilder:
             task, answer = REG, expression
             text = self.processor.build_prompt(REG, 1, box=box, answer=answer, paraphrase=None, rng=rng)
         return Example(task, [record["image"]], text, [answer], crop)
+
+    @staticmethod
+    def _crop_around(
+        box: Sequence[float], size: tuple[int, int] | None, context: tuple[float, float], rng: random.Random
+    ) -> tuple[float, float, float, float]:
+        """A `target_crop` around `box` with a context factor drawn from the range; needs the frame's `(w, h)`."""
+        if not size or min(size) <= 0:
+            raise ValueError("cropping around the target needs the frame size to place the crop")
+        return target_crop(box, size, rng.uniform(*context), rng)
 
     def video_qa_example(self, record: dict[str, Any], rng: random.Random) -> Example:
         """`{frames, conversations: [{from: human|gpt, value}, ...]}` (LLaVA style); loss on every answer turn."""
