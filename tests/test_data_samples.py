@@ -12,11 +12,12 @@ import numpy as np
 import PIL.Image
 import pytest
 from elysium.processing.boxes import format_track
-from elysium.training.dataset_builder import context_range
+from elysium.training.dataset_builder import build_train_dataset, context_range, grounding_specs
 from elysium.training.frames import FrameStore
 from elysium.training.mixture import GroundingSource, MixtureDataset, TrackSource, VideoQASource
 from elysium.training.records import UNREADABLE, SkipCounts, load_track_records, usable_track_records
 from elysium.training.samples import SampleBuilder, clip_indices
+from elysium.training.sft import prepare_synthetic
 from elysium.training.synth import SynthConfig, synthesize
 
 
@@ -160,6 +161,43 @@ def test_mixture_follows_weights_is_deterministic_and_survives_bad_images(proces
 
     hf = mixture.as_hf_dataset()
     assert len(hf) == 60 and (hf[17]["input_ids"] == samples[17]["input_ids"]).all()
+
+
+def test_grounding_sources_are_named_weighed_apart_and_join_the_generated_one(processor, tmp_path):
+    for name, color in (("square", "white"), ("wall", "blue")):
+        PIL.Image.new("RGB", (40, 30), color).save(tmp_path / f"{name}.png")
+        record = {"image": f"{name}.png", "box": [0.1, 0.2, 0.5, 0.9], "expression": f"the {name}"}
+        (tmp_path / f"{name}s.jsonl").write_text(json.dumps(record) + "\n")
+    squares = {"file": str(tmp_path / "squares.jsonl"), "image_root": str(tmp_path), "name": "squares"}
+    walls = {"file": str(tmp_path / "walls.jsonl"), "image_root": str(tmp_path), "name": "walls"}
+    data_cfg = {"grounding": [squares, walls], "weights": {"squares": 3.0, "walls": 1.0}, "samples_per_epoch": 200}
+    dataset = build_train_dataset(data_cfg, processor, 0, SkipCounts(), SkipCounts())
+    texts = [processor.tokenizer.decode(dataset[i]["input_ids"]) for i in range(len(dataset))]
+    assert all(("square" in text) != ("wall" in text) for text in texts)
+    assert 130 <= sum("square" in text for text in texts) <= 170  # 3 : 1
+
+    with pytest.raises(ValueError, match="own `name`"):  # two sources called `grounding`
+        grounding_specs({"grounding": [dict(squares, name="grounding"), {"file": walls["file"]}]})
+    with pytest.raises(ValueError, match="file, image_root"):
+        grounding_specs({"grounding": ["squares.jsonl"]})
+
+    # data.synthetic's grounding images join the sources the config names, once however often it is prepared
+    generated = tmp_path / "generated"
+    data_cfg = {
+        "grounding": squares,
+        "synthetic": {
+            "out_dir": str(generated),
+            "videos": 2,
+            "frames_per_video": [8, 8],
+            "size": [64, 48],
+            "sources": ["grounding"],
+            "photos": False,
+        },
+    }
+    prepare_synthetic(data_cfg)
+    prepare_synthetic(data_cfg)
+    assert [spec.get("name") for spec in data_cfg["grounding"]] == ["squares", "grounding"]
+    assert data_cfg["grounding"][1]["file"] == str(generated / "grounding.jsonl")
 
 
 def test_streaming_records_feed_the_sample_builder(processor, tmp_path):

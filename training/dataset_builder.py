@@ -34,6 +34,28 @@ def context_range(data_cfg: dict[str, Any], key: str) -> tuple[float, float] | N
     return lo, hi
 
 
+def grounding_specs(data_cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """`data.grounding`: one `{file, image_root}` or a list of them (e.g. a position-only set beside the generated
+    images). Each is a source of its own, named by its `name` (default `grounding`): the key `data.weights` weighs
+    it by."""
+    value = data_cfg.get("grounding")
+    if not value:
+        return []
+    specs = [value] if isinstance(value, dict) else value
+    if not isinstance(specs, list) or not all(isinstance(spec, dict) and spec.get("file") for spec in specs):
+        raise ValueError(
+            f"data.grounding {value!r}: give {{file, image_root}} or a list of them, each with a distinct `name`"
+        )
+    names = [str(spec.get("name", "grounding")) for spec in specs]
+    clashes = sorted({name for name in names if names.count(name) > 1} | ({"track", "video_qa"} & set(names)))
+    if clashes:
+        raise ValueError(
+            f"data.grounding: source name(s) {', '.join(clashes)} repeat or clash with another source; give each "
+            "grounding source its own `name` (data.weights weighs sources by name)"
+        )
+    return specs
+
+
 def build_sample_builder(data_cfg: dict[str, Any], processor: ElysiumProcessor) -> SampleBuilder:
     return SampleBuilder(
         processor,
@@ -88,7 +110,8 @@ def build_streaming_train_dataset(
 def build_train_dataset(
     data_cfg: dict[str, Any], processor: ElysiumProcessor, seed: int, validation: SkipCounts, runtime: SkipCounts
 ) -> MixtureDataset | StreamingTrackDataset:
-    """Sources from `track` (JSONL files + `frames_root`), `grounding` and `video_qa`, mixed by `weights`.
+    """Sources from `track` (JSONL files + `frames_root`), `grounding` (one or more) and `video_qa`, mixed by
+    `weights`.
 
     `validation` receives the counts of records dropped up front; `runtime` those dropped while training
     (unreadable images, over-long samples). With `streaming: true`, see `build_streaming_train_dataset`.
@@ -102,10 +125,11 @@ def build_train_dataset(
         frames_root = data_cfg.get("frames_root")
         records = usable_track_records(load_track_records(track_files, frames_root=frames_root), validation)
         sources.append(TrackSource(records, FrameStore.from_path(frames_root)))
-    if data_cfg.get("grounding"):
-        spec = data_cfg["grounding"]
+    for spec in grounding_specs(data_cfg):
         rows = read_jsonl_lenient(spec["file"], validation)
-        sources.append(GroundingSource(rows, Path(spec.get("image_root", "."))))
+        sources.append(
+            GroundingSource(rows, Path(spec.get("image_root", ".")), name=str(spec.get("name", "grounding")))
+        )
     if data_cfg.get("video_qa"):
         spec = data_cfg["video_qa"]
         rows = read_jsonl_lenient(spec["file"], validation)

@@ -33,7 +33,7 @@ from elysium.training.callbacks import (
 )
 from elysium.training.collator import ElysiumCollator
 from elysium.training.config import load_config, stage_configs
-from elysium.training.dataset_builder import build_train_dataset, context_range
+from elysium.training.dataset_builder import build_train_dataset, context_range, grounding_specs
 from elysium.training.model_setup import build_model_and_processor, count_parameters, set_trainable
 from elysium.training.records import SkipCounts
 from elysium.training.synth import SynthConfig, synthesize
@@ -97,7 +97,7 @@ class ElysiumSFTTrainer(SFTTrainer):
 
 def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
     """For `data.synthetic`, generate the synthetic set (`synth.synthesize`; main process first, resuming what is
-    on disk) and point `track` at it.
+    on disk) and point `track` (and the `grounding` source of that name) at it.
 
     Keys: `out_dir`, `videos`, `seed`, `frames_per_video: [MIN, MAX]`, `size: [W, H]`, `sources` (which of
     `track` and `grounding` (first-frame REC/REG images) to train on; default `[track]`) and any other
@@ -127,8 +127,10 @@ def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
     if "track" in sources:
         data_cfg["track"] = [str(out_dir / "annotations.jsonl")]
         data_cfg["frames_root"] = str(out_dir)  # records name frames `frames/<vid>/000000.jpg`
-    if "grounding" in sources:
-        data_cfg["grounding"] = {"file": str(out_dir / "grounding.jsonl"), "image_root": str(out_dir)}
+    if "grounding" in sources:  # beside any grounding sources the config names (another `name` each)
+        generated = {"file": str(out_dir / "grounding.jsonl"), "image_root": str(out_dir), "name": "grounding"}
+        others = [spec for spec in grounding_specs(data_cfg) if spec.get("file") != generated["file"]]
+        data_cfg["grounding"] = [*others, generated]
 
 
 def save_final(trainer: SFTTrainer, output_dir: Path) -> None:
