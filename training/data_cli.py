@@ -1,5 +1,6 @@
 """`elysium data check FILE.jsonl --frames-root DIR`: how many ElysiumTrack records are usable, and why not;
-`elysium data synth --out DIR --videos N`: generate synthetic tracking videos in that format (`synth.py`)."""
+`elysium data synth --out DIR --videos N`: generate synthetic tracking videos in that format (`synth.py`);
+`elysium data squares --out DIR --images N`: position-only grounding images (`squares.py`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from elysium.atomic import write_json_atomic
 
 from .records import REASONS
+from .squares import add_squares_arguments, run_squares
 from .synth import add_synth_arguments, run_synth
 
 
@@ -56,7 +58,7 @@ def _decode_check(dataset: Any, frames_root: str | None) -> dict[str, int]:
 
 
 def add_parser(subparsers: Any) -> None:
-    """Register `data check` and `data synth` with the `elysium` command."""
+    """Register `data check`, `data synth` and `data squares` with the `elysium` command."""
     data = subparsers.add_parser("data", help="inspect or generate training data")
     data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     check_parser = data_sub.add_parser("check", help="validate ElysiumTrack JSONL records and count bad ones by reason")
@@ -70,3 +72,6 @@ def add_parser(subparsers: Any) -> None:
     )
     add_synth_arguments(synth_parser)
     synth_parser.set_defaults(run=run_synth)
+    squares_parser = data_sub.add_parser("squares", help="generate position-only grounding images of one square")
+    add_squares_arguments(squares_parser)
+    squares_parser.set_defaults(run=run_squares)

@@ -36,6 +36,7 @@ from elysium.training.config import load_config, stage_configs
 from elysium.training.dataset_builder import build_train_dataset, context_range, grounding_specs
 from elysium.training.model_setup import build_model_and_processor, count_parameters, set_trainable
 from elysium.training.records import SkipCounts
+from elysium.training.squares import make_squares, square_sets
 from elysium.training.synth import SynthConfig, synthesize
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
@@ -102,7 +103,25 @@ def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
     Keys: `out_dir`, `videos`, `seed`, `frames_per_video: [MIN, MAX]`, `size: [W, H]`, `sources` (which of
     `track` and `grounding` (first-frame REC/REG images) to train on; default `[track]`) and any other
     `SynthConfig` field (`photos`, `objects_per_video`, `tracks_per_video`, `min_track_frames`, ...).
+    `data.squares` (`training/squares.py`) makes position-only square images and adds them as grounding sources.
     """
+    sets = square_sets(data_cfg)
+    if sets:  # position-only squares (training/squares.py), each a grounding source of its own name
+        state = PartialState()
+        with state.main_process_first():
+            if state.is_main_process:
+                for one in sets:
+                    make_squares(one["out_dir"], int(one["images"]), int(one["seed"]), str(one["background"]))
+        made = [
+            {
+                "file": str(Path(one["out_dir"]) / "grounding.jsonl"),
+                "image_root": str(one["out_dir"]),
+                "name": one["name"],
+            }
+            for one in sets
+        ]
+        files = {spec["file"] for spec in made}
+        data_cfg["grounding"] = [spec for spec in grounding_specs(data_cfg) if spec["file"] not in files] + made
     spec = dict(data_cfg.get("synthetic") or {})
     if not spec:
         return

@@ -364,7 +364,7 @@ def _load_photo(path: str) -> Image.Image:
         return image.convert("RGB")
 
 
-def _procedural_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+def procedural_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """A muted two-color gradient, grain, and faint random shapes: clutter without nameable objects."""
     a, b = rng.uniform(70, 190, size=3), rng.uniform(70, 190, size=3)
     angle = rng.uniform(0, 2 * math.pi)
@@ -456,7 +456,7 @@ def _plan_video(seed: int, index: int, cfg: SynthConfig, num_frames: int | None 
         path = photos[int(bg_rng.integers(len(photos)))]
         background, name = _photo_background(bg_rng, path, bw, bh), f"photo:{path.name}"
     else:
-        background, name = _procedural_background(bg_rng, bw, bh), "procedural"
+        background, name = procedural_background(bg_rng, bw, bh), "procedural"
     p0, p1 = bg_rng.integers(0, 2 * _BG_PAD + 1, size=2), bg_rng.integers(0, 2 * _BG_PAD + 1, size=2)
     steps = np.linspace(0.0, 1.0, t_count)[:, None]
     pan = np.rint(p0[None, :] * (1 - steps) + p1[None, :] * steps).astype(int)
