@@ -14,6 +14,7 @@ from elysium.training.curves import plot_runs, read_run
 from elysium.training.model_setup import build_model_and_processor, set_trainable, sincos_2d
 from elysium.training.sft import main, train
 from elysium.training.ship_tiny import ship
+from elysium.training.squares import square_sets
 from safetensors.torch import load_file
 from trl import SFTConfig
 
@@ -33,29 +34,43 @@ def test_shipped_training_configs_are_valid(name):
         assert config["data"]["max_frames"] == (32 if name == "stage2_32frames" else 8)
 
 
-def test_tiny_recipe_is_images_then_video():
+def test_tiny_recipe_points_first_then_images_then_video():
     stages = stage_configs(load_config(CONFIGS / "tiny.yaml", ["--training.output_dir", "out"]))
-    names = ["stage1a-crops", "stage1a-one-object", "stage1b-images", "stage2-video", "stage2-32-tokens"]
+    names = ["squares", "clutter-squares", "one-object", "scenes", "stage2-video", "stage2-32-tokens"]
     assert [name for name, _ in stages] == names
-    (_, crops), (_, one), (_, images), (_, video), (_, more) = stages
-    assert crops["data"]["grounding_context"] == [1.1, 1.5] and "grounding_context" not in one["data"]
-    assert crops["data"]["synthetic"] == one["data"]["synthetic"]  # the same one-object images, cropped then whole
-    assert one["data"]["synthetic"]["objects_per_video"] == [1, 1] and crops["model"]["tiny"]
-    assert crops["model"]["system_prompt"] == ""  # saved with the processor; later stages load it from final/
-    assert one["data"]["synthetic"]["out_dir"] != images["data"]["synthetic"]["out_dir"]  # its own generated set
-    assert images["data"]["synthetic"]["sources"] == ["grounding"]
+    (_, squares), (_, clutter), (_, one), (_, scenes), (_, video), (_, fewer) = stages
+    # position-only squares first, from scratch, every patch kept, no generated videos yet
+    assert squares["model"]["tiny"] and squares["model"]["t_selector_tokens"] == 64
+    assert squares["model"]["system_prompt"] == ""  # saved with the processor; later stages load it from final/
+    assert squares["data"]["synthetic"] is None and clutter["data"]["synthetic"] is None
+    assert [s["name"] for s in square_sets(clutter["data"])] == ["squares", "clutter-squares"]
+    assert square_sets(squares["data"])[0] == square_sets(clutter["data"])[0]  # the same plain squares, kept
+    # the squares stay in the mix of every later stage, the vision tower at half the rate from the second stage on
+    for stage in (one, scenes, video, fewer):
+        assert square_sets(stage["data"]) == square_sets(clutter["data"])
+        assert {"squares", "clutter-squares"} <= set(stage["data"]["weights"])
+    for stage in (clutter, one, scenes, video, fewer):
+        assert stage["model"]["lr_scale"] == {"vision_tower": 0.5, "multi_modal_projector": 0.5}
+    assert squares["model"]["lr_scale"] == {"vision_tower": 0.1, "multi_modal_projector": 0.1}
+    assert one["data"]["synthetic"]["objects_per_video"] == [1, 1] and one["data"]["synthetic"]["sources"] == [
+        "grounding"
+    ]
+    assert one["data"]["synthetic"]["out_dir"] != scenes["data"]["synthetic"]["out_dir"]  # its own generated set
+    assert scenes["data"]["synthetic"]["sources"] == ["grounding"]
     assert video["data"]["synthetic"]["sources"] == ["track", "grounding"]
-    assert video["data"]["track_context"] == [2.0, 4.0] and "track_context" not in images["data"]
+    assert video["data"]["track_context"] == [2.0, 4.0] and "track_context" not in scenes["data"]
     assert video["model"] == {
-        "model_name_or_path": "out/stage1b-images/final",
+        "model_name_or_path": "out/scenes/final",
         "attn_implementation": "sdpa",
-        "lr_scale": {"vision_tower": 0.1, "multi_modal_projector": 0.1},
+        "lr_scale": {"vision_tower": 0.5, "multi_modal_projector": 0.5},
     }
     # a later stage's own model keys apply on top of the previous stage's final/
-    assert more["model"]["model_name_or_path"] == "out/stage2-video/final" and more["model"]["t_selector_tokens"] == 32
-    assert more["data"] == video["data"] and "t_selector_tokens" not in video["model"]
-    assert images["training"]["output_dir"] == "out/stage1b-images"
-    assert len({s["data"]["synthetic"]["seed"] for _, s in stages}) == 1  # one data seed for the whole recipe
+    assert (
+        fewer["model"]["model_name_or_path"] == "out/stage2-video/final" and fewer["model"]["t_selector_tokens"] == 32
+    )
+    assert fewer["data"] == video["data"] and "t_selector_tokens" not in video["model"]
+    assert scenes["training"]["output_dir"] == "out/scenes"
+    assert len({s["data"]["synthetic"]["seed"] for s in (one, scenes, video)}) == 1  # one data seed
 
 
 def test_stage_configs_merge_and_overrides(tmp_path):
@@ -235,8 +250,8 @@ def test_tiny_models_take_sizes_feature_layer_and_a_sine_cosine_position_start()
     model, processor = build_model_and_processor(model_cfg)
     vision, text = model.config.vision_config, model.config.text_config
     assert (vision.hidden_size, vision.patch_size, vision.image_size) == (96, 8, 64) and text.hidden_size == 128
-    assert model.config.vision_feature_layer == -1 and model.config.t_selector_tokens == 16
-    assert processor.num_image_tokens == 16
+    assert model.config.vision_feature_layer == -1 and model.config.t_selector_tokens == 64
+    assert processor.num_image_tokens == 64
     table = model.model.vision_tower.embeddings.position_embedding.weight.detach()
     assert torch.equal(table[0], torch.zeros(96)) and torch.allclose(table[1:], sincos_2d(8, 96))
     assert torch.cdist(table[1:], table[1:]).add(torch.eye(64)).min() > 0.1  # every patch has its own code

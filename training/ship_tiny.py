@@ -25,6 +25,7 @@ from elysium.hub.export import atomic_folder, code_files, model_card
 
 from .config import load_config, stage_configs
 from .curves import plot_runs, read_run
+from .squares import square_sets
 
 CONFIG = "training/configs/tiny.yaml"
 SIZE_LIMIT = 30 * 2**20
@@ -50,10 +51,11 @@ def recipe_record(
                 "steps": stage["steps"],
                 "batch_size": stages[stage["name"]]["training"]["per_device_train_batch_size"],
                 "learning_rate": stages[stage["name"]]["training"]["learning_rate"],
-                "sources": stages[stage["name"]]["data"]["synthetic"].get("sources", ["track"]),
+                "sources": stage_sources(stages[stage["name"]]["data"]),
                 "grounding_context": stages[stage["name"]]["data"].get("grounding_context"),
                 "track_context": stages[stage["name"]]["data"].get("track_context"),
                 "t_selector_tokens": stages[stage["name"]]["model"].get("t_selector_tokens"),
+                "lr_scale": stages[stage["name"]]["model"].get("lr_scale"),
                 "final_loss": stage["log"][-1]["loss"] if stage["log"] else None,
             }
             for stage in run["stages"]
@@ -66,6 +68,13 @@ def recipe_record(
         },
         "heldout": None if heldout is None else compact_report(heldout),
     }
+
+
+def stage_sources(data_cfg: dict[str, Any]) -> list[str]:
+    """The sources a stage trained on: the generated set's (`track`, `grounding`) and the squares' names."""
+    synthetic = data_cfg.get("synthetic") or {}
+    generated = list(synthetic.get("sources", ["track"])) if synthetic else []
+    return generated + [one["name"] for one in square_sets(data_cfg)]
 
 
 def compact_report(report: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +96,11 @@ def _crops(stage: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _vision_rate(stage: dict[str, Any]) -> str:
+    scale = stage.get("lr_scale") or {}
+    return f"{scale['vision_tower']:g}" if "vision_tower" in scale else ""
+
+
 def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | None) -> str:
     """The export's card (usage, prompt and box format) with what elysium-tiny is and how well it does first."""
     head, _, rest = generic.partition("\n# Elysium\n")
@@ -97,7 +111,7 @@ def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | Non
     )
     stages = "\n".join(
         f"| {s['name']} | {', '.join(s['sources'])} | {_crops(s)} | {s.get('t_selector_tokens') or ''} | {s['steps']} "
-        f"| {s['batch_size']} | {s['learning_rate']:g} |"
+        f"| {s['batch_size']} | {s['learning_rate']:g} | {_vision_rate(s)} |"
         for s in recipe["stages"]
     )
     quality = (
@@ -124,15 +138,17 @@ knows those objects and nothing else: use it to try the package end to end, not 
 ## Recipe
 
 `{recipe["command"]}` (`{recipe["config"]}`): data seed {recipe["data_seed"]}, {recipe["data"]["videos"]} videos;
-stage 1 on images (first-frame REC/REG), stage 2 on SOT/RSOT/Video-REG clips of 2-8 frames mixed with the images.
+stage 1 on images (REC/REG on position-only squares, `training/squares.py`, then on the videos' first frames),
+stage 2 on SOT/RSOT/Video-REG clips of 2-8 frames mixed with the images.
 Where the table says so, images or clips were cut to a square that many times the target's size around it; a model
 trained on such clips records it (`track_search_context` in `config.json`) and `ElysiumTracker` then cuts every clip
 around the target's last box the same way (`--search-context none` tracks on whole frames). "Tokens a frame": where
-a stage changed the T-Selector's count (blank: the model's `t_selector_tokens` before it).
+a stage changed the T-Selector's count (blank: the model's `t_selector_tokens` before it). "Vision rate": the vision
+tower's and projector's learning rate as a share of the stage's.
 Training curves: `training_curves.png` / `.json` in this folder; the full record: `elysium_recipe.json`.
 
-| stage | data | cut around the target | tokens a frame | steps | batch | learning rate |
-| :-- | :-- | :-- | --: | --: | --: | --: |
+| stage | data | cut around the target | tokens a frame | steps | batch | learning rate | vision rate |
+| :-- | :-- | :-- | --: | --: | --: | --: | --: |
 {stages}
 
 ## Held-out quality
