@@ -10,7 +10,7 @@ Success AUC mixes these up with box size and drift; these two say which part is 
 
     python -m elysium.evaluation.localization --model DIR --data GENERATED_DIR [--samples 60] [--context 3]
 
-A folder with only `grounding.jsonl` (e.g. docs/elysium-tiny/localization/make_squares.py) gets the grounding part.
+A folder with only `grounding.jsonl` (e.g. `elysium data squares`) gets the grounding part.
 """
 
 from __future__ import annotations
