@@ -36,9 +36,9 @@ def test_shipped_training_configs_are_valid(name):
 
 def test_tiny_recipe_points_first_then_images_then_video():
     stages = stage_configs(load_config(CONFIGS / "tiny.yaml", ["--training.output_dir", "out"]))
-    names = ["squares", "clutter-squares", "one-object", "scenes", "stage2-video", "stage2-32-tokens"]
+    names = ["squares", "clutter-squares", "one-object", "stage2-video", "stage2-32-tokens"]
     assert [name for name, _ in stages] == names
-    (_, squares), (_, clutter), (_, one), (_, scenes), (_, video), (_, fewer) = stages
+    (_, squares), (_, clutter), (_, one), (_, video), (_, fewer) = stages
     # position-only squares first, from scratch, every patch kept, no generated videos yet
     assert squares["model"]["tiny"] and squares["model"]["t_selector_tokens"] == 64
     assert squares["model"]["system_prompt"] == ""  # saved with the processor; later stages load it from final/
@@ -46,21 +46,28 @@ def test_tiny_recipe_points_first_then_images_then_video():
     assert [s["name"] for s in square_sets(clutter["data"])] == ["squares", "clutter-squares"]
     assert square_sets(squares["data"])[0] == square_sets(clutter["data"])[0]  # the same plain squares, kept
     # the squares stay in the mix of every later stage, the vision tower at half the rate from the second stage on
-    for stage in (one, scenes, video, fewer):
+    for stage in (one, video, fewer):
         assert square_sets(stage["data"]) == square_sets(clutter["data"])
         assert {"squares", "clutter-squares"} <= set(stage["data"]["weights"])
-    for stage in (clutter, one, scenes, video, fewer):
+    for stage in (clutter, one, video, fewer):
         assert stage["model"]["lr_scale"] == {"vision_tower": 0.5, "multi_modal_projector": 0.5}
     assert squares["model"]["lr_scale"] == {"vision_tower": 0.1, "multi_modal_projector": 0.1}
     assert one["data"]["synthetic"]["objects_per_video"] == [1, 1] and one["data"]["synthetic"]["sources"] == [
         "grounding"
     ]
-    assert one["data"]["synthetic"]["out_dir"] != scenes["data"]["synthetic"]["out_dir"]  # its own generated set
-    assert scenes["data"]["synthetic"]["sources"] == ["grounding"]
+    assert one["data"]["synthetic"]["out_dir"] != video["data"]["synthetic"]["out_dir"]  # its own generated set
     assert video["data"]["synthetic"]["sources"] == ["track", "grounding"]
-    assert video["data"]["track_context"] == [2.0, 4.0] and "track_context" not in scenes["data"]
+    # the one-object images stay in the mix beside the scenes' (the generated set's `grounding`)
+    assert video["data"]["grounding"] == [
+        {
+            "file": f"{one['data']['synthetic']['out_dir']}/grounding.jsonl",
+            "image_root": one["data"]["synthetic"]["out_dir"],
+            "name": "one-object",
+        }
+    ]
+    assert video["data"]["track_context"] == [2.0, 4.0] and "track_context" not in one["data"]
     assert video["model"] == {
-        "model_name_or_path": "out/scenes/final",
+        "model_name_or_path": "out/one-object/final",
         "attn_implementation": "sdpa",
         "lr_scale": {"vision_tower": 0.5, "multi_modal_projector": 0.5},
     }
@@ -69,8 +76,8 @@ def test_tiny_recipe_points_first_then_images_then_video():
         fewer["model"]["model_name_or_path"] == "out/stage2-video/final" and fewer["model"]["t_selector_tokens"] == 32
     )
     assert fewer["data"] == video["data"] and "t_selector_tokens" not in video["model"]
-    assert scenes["training"]["output_dir"] == "out/scenes"
-    assert len({s["data"]["synthetic"]["seed"] for s in (one, scenes, video)}) == 1  # one data seed
+    assert video["training"]["output_dir"] == "out/stage2-video"
+    assert len({s["data"]["synthetic"]["seed"] for s in (one, video)}) == 1  # one data seed
 
 
 def test_stage_configs_merge_and_overrides(tmp_path):
