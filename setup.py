@@ -26,7 +26,7 @@ setup(
     },
     install_requires=[
         "torch>=2.4",
-        "transformers>=5.0",
+        "transformers>=5.24",
         "accelerate>=1.0",
         "datasets>=3.0",
         "tokenizers>=0.21",

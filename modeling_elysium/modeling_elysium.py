@@ -36,7 +36,7 @@ class ElysiumCausalLMOutputWithPast(ModelOutput):
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
-    past_key_values: Cache | None = None
+    cache: Cache | None = None  # transformers >= 5.24 names the KV cache `cache` (was `past_key_values`)
     hidden_states: tuple[torch.Tensor] | None = None
     attentions: tuple[torch.Tensor] | None = None
     image_hidden_states: torch.Tensor | None = None
@@ -104,7 +104,7 @@ class ElysiumPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["cache"]
     _no_split_modules = ["CLIPEncoderLayer", "LlamaDecoderLayer"]
     _supports_flash_attn = True
     _supports_sdpa = True
@@ -191,7 +191,7 @@ class ElysiumModel(ElysiumPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         vision_feature_layer: int | None = None,
         vision_feature_select_strategy: str | None = None,
@@ -225,7 +225,7 @@ class ElysiumModel(ElysiumPreTrainedModel):
         max_positions = getattr(self.config.text_config, "max_position_embeddings", None)
         # Padding-free rows hold several samples: the limit applies to each sample's positions, not the row.
         longest = inputs_embeds.shape[1] if position_ids is None else int(position_ids.max()) + 1
-        if max_positions is not None and past_key_values is None and longest > max_positions:
+        if max_positions is not None and cache is None and longest > max_positions:
             raise ValueError(
                 f"The input is {longest} tokens long but the language model holds "
                 f"{max_positions}; give fewer frames (each costs {self.config.t_selector_tokens} tokens plus its "
@@ -235,13 +235,13 @@ class ElysiumModel(ElysiumPreTrainedModel):
         outputs = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             inputs_embeds=inputs_embeds,
             **kwargs,
         )
         return ElysiumModelOutputWithPast(
             last_hidden_state=outputs.last_hidden_state,
-            past_key_values=outputs.past_key_values,
+            cache=outputs.cache,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             image_hidden_states=image_features,
@@ -283,7 +283,7 @@ class ElysiumForConditionalGeneration(ElysiumPreTrainedModel, GenerationMixin):
         pixel_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         vision_feature_layer: int | None = None,
         vision_feature_select_strategy: str | None = None,
@@ -298,7 +298,7 @@ class ElysiumForConditionalGeneration(ElysiumPreTrainedModel, GenerationMixin):
             pixel_values=pixel_values,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             inputs_embeds=inputs_embeds,
             vision_feature_layer=vision_feature_layer,
             vision_feature_select_strategy=vision_feature_select_strategy,
@@ -317,7 +317,7 @@ class ElysiumForConditionalGeneration(ElysiumPreTrainedModel, GenerationMixin):
         return ElysiumCausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            cache=outputs.cache,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             image_hidden_states=outputs.image_hidden_states,
