@@ -53,6 +53,8 @@ def test_tiny_recipe_points_first_then_images_then_video():
     rates = [stage["model"]["lr_scale"]["vision_tower"] for _, stage in stages]
     assert rates == [0.1, 0.5, 0.5, 0.0]
     assert all(s["model"]["lr_scale"]["multi_modal_projector"] == r for (_, s), r in zip(stages, rates))
+    # the gate's straight-through gradient in the first stage only (it grew the vision features at half the rate)
+    assert [stage["model"]["t_selector_straight_through"] for _, stage in stages] == [True, False, False, False]
     assert one["data"]["synthetic"]["objects_per_video"] == [1, 1]
     assert one["data"]["synthetic"]["sources"] == ["grounding"]
     assert one["data"]["synthetic"]["out_dir"] != video["data"]["synthetic"]["out_dir"]  # its own generated set
@@ -188,7 +190,8 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
         (CONFIGS / "tiny-smoke.yaml").read_text()
         + "stages:\n"
         + "  - {name: images, data: {synthetic: {sources: [grounding]}}}\n"
-        + "  - {name: video, model: {t_selector_tokens: 3}, data: {synthetic: {sources: [track, grounding]}}}\n"
+        + "  - {name: video, model: {t_selector_tokens: 3, t_selector_straight_through: false},\n"
+        + "     data: {synthetic: {sources: [track, grounding]}}}\n"
     )
     overrides = {
         "--data.synthetic.out_dir": str(tmp_path / "data"),
@@ -217,6 +220,12 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
     assert json.loads((video / "config.json").read_text())["t_selector_tokens"] == 3
     assert json.loads((video / "processor_config.json").read_text())["num_image_tokens"] == 3
     assert json.loads((images / "config.json").read_text())["t_selector_tokens"] == 2
+    # the video stage holds the gate its first stage trained: no gradient reaches it, the weights stay as saved
+    assert not trainer.model.model.t_selector.straight_through
+    assert json.loads((video / "config.json").read_text())["t_selector_straight_through"] is False
+    assert json.loads((images / "config.json").read_text())["t_selector_straight_through"] is True
+    gate = [k for k in first if ".t_selector." in k]
+    assert gate and all(torch.equal(first[k], second[k]) for k in gate)
     assert not list(tmp_path.glob("run/*/.final.partial"))  # final/ is renamed into place whole
 
     curves = read_run(tmp_path / "run")  # the record of the recipe: stages end to end

@@ -96,9 +96,12 @@ def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForCond
                 f"model.model_name_or_path {path!r}: no such folder (nor a Hub id, which is 'owner/name'); give a "
                 "saved Elysium folder, e.g. an earlier run's final/"
             )
-        # The T-Selector's weights score every patch, whatever it keeps: a stage may keep more or fewer tokens.
+        # The T-Selector's weights score every patch, whatever it keeps: a stage may keep more or fewer tokens, and
+        # may hold its gate (no straight-through gradient, as the released model) where an earlier stage trained it.
         count = model_cfg.get("t_selector_tokens")
         kept = {} if count is None else {"t_selector_tokens": int(count)}
+        if "t_selector_straight_through" in model_cfg:
+            kept["t_selector_straight_through"] = bool(model_cfg["t_selector_straight_through"])
         model = ElysiumForConditionalGeneration.from_pretrained(path, attn_implementation=attn, dtype=dtype, **kept)
         processor = ElysiumProcessor.from_pretrained(path)
         if count is not None:
