@@ -238,6 +238,8 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
     record = json.loads((shipped / "elysium_recipe.json").read_text())
     assert record["data_seed"] == 0 and [s["name"] for s in record["stages"]] == ["images", "video"]
     assert record["stages"][0]["sources"] == ["grounding"] and record["stages"][1]["steps"] == 2
+    assert record["stages"][1]["t_selector_straight_through"] is False  # the card says the video stage held the gate
+    assert "| held |" in (shipped / "README.md").read_text()
     assert "# elysium-tiny" in (shipped / "README.md").read_text() and (shipped / "training_curves.png").is_file()
     assert not (shipped / "training_args.bin").exists()
     assert not list(shipped.glob("*.py")) and "auto_map" not in (shipped / "config.json").read_text()  # no code copy

@@ -56,6 +56,7 @@ def recipe_record(
                 "track_context": stages[stage["name"]]["data"].get("track_context"),
                 "t_selector_tokens": stages[stage["name"]]["model"].get("t_selector_tokens"),
                 "lr_scale": stages[stage["name"]]["model"].get("lr_scale"),
+                "t_selector_straight_through": stages[stage["name"]]["model"].get("t_selector_straight_through"),
                 "final_loss": stage["log"][-1]["loss"] if stage["log"] else None,
             }
             for stage in run["stages"]
@@ -101,6 +102,11 @@ def _vision_rate(stage: dict[str, Any]) -> str:
     return f"{scale['vision_tower']:g}" if "vision_tower" in scale else ""
 
 
+def _gate(stage: dict[str, Any]) -> str:
+    held = stage.get("t_selector_straight_through")
+    return "" if held is None else ("trained" if held else "held")
+
+
 def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | None) -> str:
     """The export's card (usage, prompt and box format) with what elysium-tiny is and how well it does first."""
     head, _, rest = generic.partition("\n# Elysium\n")
@@ -111,7 +117,7 @@ def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | Non
     )
     stages = "\n".join(
         f"| {s['name']} | {', '.join(s['sources'])} | {_crops(s)} | {s.get('t_selector_tokens') or ''} | {s['steps']} "
-        f"| {s['batch_size']} | {s['learning_rate']:g} | {_vision_rate(s)} |"
+        f"| {s['batch_size']} | {s['learning_rate']:g} | {_vision_rate(s)} | {_gate(s)} |"
         for s in recipe["stages"]
     )
     quality = (
@@ -144,11 +150,12 @@ Where the table says so, images or clips were cut to a square that many times th
 trained on such clips records it (`track_search_context` in `config.json`) and `ElysiumTracker` then cuts every clip
 around the target's last box the same way (`--search-context none` tracks on whole frames). "Tokens a frame": where
 a stage changed the T-Selector's count (blank: the model's `t_selector_tokens` before it). "Vision rate": the vision
-tower's and projector's learning rate as a share of the stage's.
+tower's and projector's learning rate as a share of the stage's. "Gate": whether the T-Selector's gate trained
+(its straight-through gradient) or was held (blank: as the stage before).
 Training curves: `training_curves.png` / `.json` in this folder; the full record: `elysium_recipe.json`.
 
-| stage | data | cut around the target | tokens a frame | steps | batch | learning rate | vision rate |
-| :-- | :-- | :-- | --: | --: | --: | --: | --: |
+| stage | data | cut around the target | tokens a frame | steps | batch | learning rate | vision rate | gate |
+| :-- | :-- | :-- | --: | --: | --: | --: | --: | :-- |
 {stages}
 
 ## Held-out quality
