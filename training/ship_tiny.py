@@ -103,8 +103,8 @@ def _vision_rate(stage: dict[str, Any]) -> str:
 
 
 def _gate(stage: dict[str, Any]) -> str:
-    held = stage.get("t_selector_straight_through")
-    return "" if held is None else ("trained" if held else "held")
+    trains = stage.get("t_selector_straight_through")
+    return "" if trains is None else ("trained" if trains else "held")
 
 
 def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | None) -> str:
