@@ -40,10 +40,17 @@ def square_around(
     return left / width, top / height, (left + crop_w) / width, (top + crop_h) / height
 
 
-def target_crop(box: Sequence[float], frame_size: tuple[int, int], context: float, rng: random.Random) -> Region:
-    """`square_around` at a random place: training sees the target anywhere in the crop, as a tracker's last box,
-    off by its error, puts it."""
-    return square_around(box, frame_size, context, (rng.random(), rng.random()))
+def target_crop(
+    box: Sequence[float],
+    frame_size: tuple[int, int],
+    context: float,
+    rng: random.Random,
+    place: tuple[float, float] = (0.0, 1.0),
+) -> Region:
+    """`square_around` at a random place, uniform in the `place` range of `square_around`'s (0 to 1, 0.5
+    centred): training sees the target where a tracker's last box, off by its error, puts it. The full range puts
+    it anywhere in the crop; a narrow one near the centre, where a tracker that centres each clip puts it."""
+    return square_around(box, frame_size, context, (rng.uniform(*place), rng.uniform(*place)))
 
 
 def box_in_crop(box: Sequence[float], crop: Sequence[float], clip: bool = False) -> list[float]:

@@ -12,7 +12,7 @@ import numpy as np
 import PIL.Image
 import pytest
 from elysium.processing.boxes import format_track
-from elysium.training.dataset_builder import build_train_dataset, context_range, grounding_specs
+from elysium.training.dataset_builder import build_train_dataset, context_range, grounding_specs, place_range
 from elysium.training.frames import FrameStore
 from elysium.training.mixture import GroundingSource, MixtureDataset, TrackSource, VideoQASource
 from elysium.training.records import UNREADABLE, SkipCounts, load_track_records, usable_track_records
@@ -292,3 +292,38 @@ def test_bad_crop_context_is_named(key, value):
     with pytest.raises(ValueError, match=key):
         context_range({key: value}, key)
     assert context_range({}, key) is None and context_range({key: [1, 2]}, key) == (1.0, 2.0)
+
+
+def test_track_place_centres_the_first_box_in_its_crop(processor, tmp_path):
+    """`track_place: [0.5, 0.5]` puts the first box in the middle of its crop (as a tracker centres each clip on
+    its last box); the default range puts it anywhere, off-centre by up to the crop's free room."""
+    for i in range(2):
+        PIL.Image.new("RGB", (160, 120), (128, 128, 128)).save(tmp_path / f"{i}.png")
+    record = {
+        "frames": ["0.png", "1.png"],
+        "box": [[0.4, 0.4, 0.5, 0.5]] * 2,
+        "frame_size": [160, 120],
+        "object_description": "a thing",
+    }
+    source = TrackSource([record], FrameStore.from_path(tmp_path))
+
+    def first_box_centres(place):
+        builder = SampleBuilder(processor, task_weights={"sot": 1.0}, track_context=(3.0, 3.0), track_place=place)
+        centres = []
+        for seed in range(20):
+            example = source.example(0, builder, random.Random(seed))
+            x1, y1, x2, y2 = (int(v) / 100 for v in re.search(r"\[(\d+),(\d+),(\d+),(\d+)\]", example.text).groups())
+            centres.append(((x1 + x2) / 2, (y1 + y2) / 2))
+        return np.array(centres)
+
+    centred = first_box_centres((0.5, 0.5))
+    assert np.allclose(centred, 0.5, atol=0.011)
+    anywhere = first_box_centres((0.0, 1.0))
+    assert anywhere.min() < 0.3 and anywhere.max() > 0.7
+
+
+@pytest.mark.parametrize("value", [[-0.1, 0.5], [0.7, 0.3], [0.2, 1.5], ["a", 1], 0.5])
+def test_bad_track_place_is_named(value):
+    with pytest.raises(ValueError, match="track_place"):
+        place_range({"track_place": value})
+    assert place_range({}) == (0.0, 1.0) and place_range({"track_place": [0.4, 0.6]}) == (0.4, 0.6)

@@ -34,6 +34,22 @@ def context_range(data_cfg: dict[str, Any], key: str) -> tuple[float, float] | N
     return lo, hi
 
 
+def place_range(data_cfg: dict[str, Any]) -> tuple[float, float]:
+    """`data.track_place: [LO, HI]`: where a cropped clip's first box lies in its crop, on each axis, from 0 (at
+    one edge) through 0.5 (centred) to 1 (at the other); default [0, 1], anywhere. A tracker centres each clip on
+    its last box, so a narrow range around 0.5 trains on what it will see, off by the tracker's own error."""
+    value = data_cfg.get("track_place")
+    if value is None:
+        return 0.0, 1.0
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"data.track_place {value!r}: give [LO, HI], e.g. [0.35, 0.65]") from None
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"data.track_place {value!r}: need 0 <= LO <= HI <= 1 (0.5 centres the box)")
+    return lo, hi
+
+
 def grounding_specs(data_cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """`data.grounding`: one `{file, image_root}` or a list of them (e.g. a position-only set beside the generated
     images). Each is a source of its own, named by its `name` (default `grounding`): the key `data.weights` weighs
@@ -67,6 +83,7 @@ def build_sample_builder(data_cfg: dict[str, Any], processor: ElysiumProcessor) 
         max_length=data_cfg.get("max_length"),
         grounding_context=context_range(data_cfg, "grounding_context"),
         track_context=context_range(data_cfg, "track_context"),
+        track_place=place_range(data_cfg),
     )
 
 

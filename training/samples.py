@@ -72,6 +72,7 @@ class SampleBuilder:
     max_length: int | None = None
     grounding_context: tuple[float, float] | None = None  # crop images around the target (`target_crop`)
     track_context: tuple[float, float] | None = None  # crop SOT / Video-REG clips around the first box
+    track_place: tuple[float, float] = (0.0, 1.0)  # where in its crop the first box lies (0.5: centred)
 
     def track_example(
         self, record: dict[str, Any], rng: random.Random, frame_size: tuple[int, int] | None = None
@@ -97,7 +98,7 @@ class SampleBuilder:
         description = record["object_description"].strip()
         crop = None
         if self.track_context is not None and task != RSOT:
-            crop = self._crop_around(boxes[0], frame_size, self.track_context, rng)
+            crop = self._crop_around(boxes[0], frame_size, self.track_context, rng, self.track_place)
             boxes = [box_in_crop(box, crop, clip=True) for box in boxes]
         if task == SOT:
             answer = self.processor.format_track_answer(boxes)
@@ -141,12 +142,17 @@ class SampleBuilder:
 
     @staticmethod
     def _crop_around(
-        box: Sequence[float], size: tuple[int, int] | None, context: tuple[float, float], rng: random.Random
+        box: Sequence[float],
+        size: tuple[int, int] | None,
+        context: tuple[float, float],
+        rng: random.Random,
+        place: tuple[float, float] = (0.0, 1.0),
     ) -> tuple[float, float, float, float]:
-        """A `target_crop` around `box` with a context factor drawn from the range; needs the frame's `(w, h)`."""
+        """A `target_crop` around `box` with a context factor drawn from the range and the box placed in the
+        `place` range of the crop's free positions on each axis; needs the frame's `(w, h)`."""
         if not size or min(size) <= 0:
             raise ValueError("cropping around the target needs the frame size to place the crop")
-        return target_crop(box, size, rng.uniform(*context), rng)
+        return target_crop(box, size, rng.uniform(*context), rng, place)
 
     def video_qa_example(self, record: dict[str, Any], rng: random.Random) -> Example:
         """`{frames, conversations: [{from: human|gpt, value}, ...]}` (LLaVA style); loss on every answer turn."""
