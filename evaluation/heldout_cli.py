@@ -130,10 +130,12 @@ def evaluate_model(
 
     start = time.perf_counter()
     model, processor = load_model_and_processor(path, args.device)
-    tracker = ElysiumTracker(model, processor, args.clip_len, args.max_new_tokens, search_context=args.search_context)
+    clip_len = args.clip_len or "model"  # default: as the model was trained (its config's track_clip_len)
+    tracker = ElysiumTracker(model, processor, clip_len, args.max_new_tokens, search_context=args.search_context)
     predictions = track_heldout(tracker, tracks, args.batch_size, progress=not args.quiet)
     report = score_heldout(tracker, tracks, predictions, captions=not args.no_captions, progress=not args.quiet)
     report["search_context"] = tracker.search_context  # what "model" resolved to: None = whole frames
+    report["clip_len"] = tracker.clip_len
     del tracker, model
     gc.collect()
     baselines = {
@@ -251,7 +253,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--train-seed", type=int, default=1, help="the seed training used, refused here (default 1)")
     parser.add_argument("--tracks", type=int, default=None, help="score only the first N tracks")
     parser.add_argument("--max-frames", type=int, default=16, help="frames a track (default 16)")
-    parser.add_argument("--clip-len", type=int, default=8, help="frames a clip (default 8)")
+    parser.add_argument(
+        "--clip-len", type=int, default=None, help="frames a clip (default: as each model was trained, else 8)"
+    )
     add_search_context_argument(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="tracks tracked together (default 8)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="cap on generated tokens a clip")

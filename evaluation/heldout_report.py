@@ -73,10 +73,11 @@ def _setting_line(settings: Mapping[str, Any]) -> str:
         seed = f", seed {settings['seed']}" if settings.get("seed") is not None else ""
         source = f"`{settings['data']}`{seed}"
     captions = "" if settings["captions"] else " Video-REG was not run (`--no-captions`)."
+    clips = f"{settings['clip_len']} frames" if settings.get("clip_len") else "the length each model was trained on"
     return (
         f"Held-out data: {source}; {settings['videos']} videos, {settings['tracks']} tracks, up to the first "
         f"{settings['max_frames']} frames of each ({settings['frames']} frames in all). Tracked in clips of "
-        f"{settings['clip_len']} frames, scored by the {settings['protocol']} protocol; scores x100. Each baseline is "
+        f"{clips}, scored by the {settings['protocol']} protocol; scores x100. Each baseline is "
         f"computed in the same run on the same tracks.{captions}"
     )
 

@@ -27,7 +27,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if not benchmark.sequences:
         raise UserError(f"{args.root}: no readable {args.benchmark} sequence ({len(benchmark.skipped)} skipped).")
     model, processor = load_model_and_processor(args.model, args.device)
-    tracker = ElysiumTracker(model, processor, clip_len=args.clip_len, max_new_tokens=args.max_new_tokens)
+    tracker = ElysiumTracker(model, processor, clip_len=args.clip_len or "model", max_new_tokens=args.max_new_tokens)
     out = Path(args.out) if args.out else Path(f"eval_{args.benchmark}_{args.task}")
     progress = tqdm(
         total=len(benchmark.sequences), unit="seq", desc=args.benchmark, file=sys.stderr, disable=args.quiet
@@ -90,7 +90,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, help="output folder (default eval_<benchmark>_<task>)")
     parser.add_argument("--max-frames", type=int, default=None, help="track only the first N frames a sequence")
     parser.add_argument("--batch-size", type=int, default=1, help="sequences tracked together (default 1)")
-    parser.add_argument("--clip-len", type=int, default=8)
+    parser.add_argument(
+        "--clip-len", type=int, default=None, help="frames a clip (default: as the model was trained, else 8)"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

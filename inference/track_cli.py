@@ -133,7 +133,9 @@ def run_track(args: argparse.Namespace) -> int:
     if box is not None:
         check_box(box, probe_source.frame_size, what="--box")
     model, processor = load_model_and_processor(args.model, args.device)
-    tracker = ElysiumTracker(model, processor, args.clip_len, args.max_new_tokens, search_context=args.search_context)
+    tracker = ElysiumTracker(
+        model, processor, args.clip_len or "model", args.max_new_tokens, search_context=args.search_context
+    )
     out_dir = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_track")
     result, data, json_path, video_path = track_to_files(
         tracker,
@@ -244,7 +246,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     track.add_argument("--out", default=None, help="output folder (default: <video name>_track)")
     track.add_argument("--stride", type=int, default=1, help="track every N-th frame (default 1)")
     track.add_argument("--max-frames", type=int, default=None, help="track at most N frames")
-    track.add_argument("--clip-len", type=int, default=8, help="frames per clip; clips overlap by one (default 8)")
+    track.add_argument(
+        "--clip-len",
+        type=int,
+        default=None,
+        help="frames per clip; clips overlap by one (default: as the model was trained, else 8)",
+    )
     track.add_argument("--max-new-tokens", type=int, default=None, help="answer length cap a clip (default: fits)")
     add_search_context_argument(track)
     track.add_argument("--allow-truncated", action="store_true", help="track what decodes of a damaged video")

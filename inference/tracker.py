@@ -173,9 +173,13 @@ class _SearchRegion(NamedTuple):
         return [box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy]
 
 
+DEFAULT_CLIP_LEN = 8  # the paper's clips, for a model whose config does not say how it was trained
+
+
 class ElysiumTracker:
     """Tracks objects through long videos with an `ElysiumForConditionalGeneration` and its `ElysiumProcessor`.
 
+    `clip_len` (default: the model's `config.track_clip_len`, else 8): frames a clip, consecutive clips sharing one.
     `search_context` (default: the model's `config.track_search_context`): cut each clip to a square this many
     times the target's last box and track in it, as the model was trained; None tracks on whole frames.
 
@@ -187,11 +191,13 @@ class ElysiumTracker:
         self,
         model: Any,
         processor: Any,
-        clip_len: int = 8,
+        clip_len: int | str = "model",
         max_new_tokens: int | None = None,
         search_context: float | str | None = "model",
     ):
-        if clip_len < 2:
+        if clip_len == "model":  # as the model was trained (`ElysiumConfig.track_clip_len`), else the paper's 8
+            clip_len = getattr(model.config, "track_clip_len", None) or DEFAULT_CLIP_LEN
+        if not isinstance(clip_len, int) or clip_len < 2:
             raise ValueError(f"clip_len must be >= 2 (clips overlap by one frame), got {clip_len}")
         if search_context == "model":  # as the model was trained (`ElysiumConfig.track_search_context`)
             search_context = getattr(model.config, "track_search_context", None)

@@ -29,6 +29,9 @@ class ElysiumConfig(PreTrainedConfig):
     track_search_context (`float`, *optional*):
         How the model was trained to track: each clip cropped to a square this many times the target's last box
         (a search region; `ElysiumTracker` does the same). `None`, as the released model, tracks on whole frames.
+    track_clip_len (`int`, *optional*):
+        Frames a tracking clip, as the model was trained (its longest clips); `ElysiumTracker`'s default. `None`
+        (the released model): 8, as the paper tracks.
 
     Example:
 
@@ -68,6 +71,7 @@ class ElysiumConfig(PreTrainedConfig):
     vision_feature_layer: int = -2
     tie_word_embeddings: bool = False
     track_search_context: float | None = None
+    track_clip_len: int | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -80,6 +84,11 @@ class ElysiumConfig(PreTrainedConfig):
             raise ValueError(
                 f"track_search_context={self.track_search_context}: a search region holds the whole target, so give "
                 "a factor >= 1 (e.g. 3.0), or None to track on whole frames."
+            )
+        if self.track_clip_len is not None and not (isinstance(self.track_clip_len, int) and self.track_clip_len >= 2):
+            raise ValueError(
+                f"track_clip_len={self.track_clip_len!r}: clips overlap by one frame, so give an int >= 2 (e.g. 8), "
+                "or None for the paper's 8."
             )
 
     @property

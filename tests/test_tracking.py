@@ -360,3 +360,17 @@ def test_cli_search_context_option(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args([*video, "--search-context", bad])
         assert "a factor >= 1" in capsys.readouterr().err
+
+
+def test_clip_len_defaults_to_the_models_own_and_is_checked(model, processor, monkeypatch):
+    """A model trained on short clips records their length (`track_clip_len`); the tracker follows it unless told,
+    and a model that says nothing tracks in the paper's clips of 8."""
+    assert ElysiumTracker(model, processor).clip_len == 8
+    monkeypatch.setattr(model.config, "track_clip_len", 4)
+    assert ElysiumTracker(model, processor).clip_len == 4
+    assert ElysiumTracker(model, processor, clip_len=6).clip_len == 6
+    for bad in (1, 2.5, "four"):
+        with pytest.raises(ValueError, match="clip_len"):
+            ElysiumTracker(model, processor, clip_len=bad)
+    with pytest.raises(ValueError, match="track_clip_len"):
+        type(model.config)(**{**model.config.to_dict(), "track_clip_len": 1})

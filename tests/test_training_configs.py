@@ -182,6 +182,7 @@ def test_stage_training_changes_only_its_parameters_and_saves_a_loadable_model(t
     saved = AutoModel.from_pretrained(tmp_path / "run" / "final")
     assert type(saved).__name__ == "ElysiumForConditionalGeneration"
     assert saved.config.track_search_context == 2.449  # sqrt(2 x 3): trackers cut clips as training did
+    assert saved.config.track_clip_len == config["data"].get("max_frames", 8)  # and track in clips as long
 
 
 def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_finished_stages(tmp_path):

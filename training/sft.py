@@ -225,6 +225,8 @@ def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = (
     track_context = context_range(data_cfg, "track_context")
     if track_context is not None:  # the tracker crops clips as training did: the range's geometric middle
         model.config.track_search_context = round(math.sqrt(track_context[0] * track_context[1]), 3)
+    if data_cfg.get("track"):  # the tracker's clips as long as training's longest (its default clip length)
+        model.config.track_clip_len = int(data_cfg.get("max_frames", 8))
     if args.gradient_checkpointing:
         args.gradient_checkpointing_kwargs = args.gradient_checkpointing_kwargs or {"use_reentrant": False}
     model = set_trainable(model, config["stage"], config.get("lora"))
