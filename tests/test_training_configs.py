@@ -25,20 +25,22 @@ CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
     "name", ["stage1", "stage2", "stage2_32frames", "stage2_streaming", "lora", "tiny-smoke", "tiny"]
 )
 def test_shipped_training_configs_are_valid(name):
-    for _, config in stage_configs(load_config(CONFIGS / f"{name}.yaml")):
+    for stage, config in stage_configs(load_config(CONFIGS / f"{name}.yaml")):
         args = SFTConfig(**{**config["training"], "bf16": False})  # bf16 needs a GPU to validate
         assert args.lr_scheduler_type.value == "cosine" and args.warmup_steps > 0
         assert config["stage"] in ("stage1", "stage2", "lora")
         if not name.startswith("tiny"):
             assert config["training"]["bf16"] and args.gradient_checkpointing
-        assert config["data"]["max_frames"] == (32 if name == "stage2_32frames" else 8)
+        short = stage.startswith("short-clips")  # tiny.yaml's last stages: clips of 2-4 frames
+        assert config["data"]["max_frames"] == (32 if name == "stage2_32frames" else 4 if short else 8)
 
 
 def test_tiny_recipe_points_first_then_images_then_video():
     stages = stage_configs(load_config(CONFIGS / "tiny.yaml", ["--training.output_dir", "out"]))
-    names = ["squares", "clutter-squares", "one-object", "stage2-video"]
+    names = ["squares", "clutter-squares", "one-object", "stage2-video", "short-clips", "short-clips-2"]
     assert [name for name, _ in stages] == names
-    (_, squares), (_, clutter), (_, one), (_, video) = stages
+    (_, squares), (_, clutter), (_, one), (_, video), *short = stages
+    stages = stages[:4]
     # position-only squares first, from scratch, every patch kept, no generated videos yet
     assert squares["model"]["tiny"] and squares["model"]["t_selector_tokens"] == 64
     assert squares["model"]["system_prompt"] == ""  # saved with the processor; later stages load it from final/
@@ -68,6 +70,17 @@ def test_tiny_recipe_points_first_then_images_then_video():
     assert video["model"]["model_name_or_path"] == "out/one-object/final"
     assert video["training"]["output_dir"] == "out/stage2-video"
     assert len({s["data"]["synthetic"]["seed"] for s in (one, video)}) == 1  # one data seed
+    # then the clips again, 2-4 frames, the first box near the middle of its crop (as the tracker centres clips),
+    # each stage from the last, the vision tower and gate still held
+    for (_, stage), before in zip(short, ["stage2-video", "short-clips"]):
+        assert stage["model"]["model_name_or_path"] == f"out/{before}/final"
+        assert (stage["data"]["min_frames"], stage["data"]["max_frames"]) == (2, 4)
+        assert stage["data"]["track_place"] == [0.35, 0.65]
+        own = ("min_frames", "max_frames", "track_place")
+        assert {k: v for k, v in stage["data"].items() if k not in own} == {
+            k: v for k, v in video["data"].items() if k not in own
+        }
+        assert stage["model"]["lr_scale"]["vision_tower"] == 0.0 and not stage["model"]["t_selector_straight_through"]
 
 
 def test_stage_configs_merge_and_overrides(tmp_path):

@@ -54,6 +54,8 @@ def recipe_record(
                 "sources": stage_sources(stages[stage["name"]]["data"]),
                 "grounding_context": stages[stage["name"]]["data"].get("grounding_context"),
                 "track_context": stages[stage["name"]]["data"].get("track_context"),
+                "track_place": stages[stage["name"]]["data"].get("track_place"),
+                "clip_frames": [stages[stage["name"]]["data"].get(k) for k in ("min_frames", "max_frames")],
                 "t_selector_tokens": stages[stage["name"]]["model"].get("t_selector_tokens"),
                 "lr_scale": stages[stage["name"]]["model"].get("lr_scale"),
                 "t_selector_straight_through": stages[stage["name"]]["model"].get("t_selector_straight_through"),
@@ -93,8 +95,15 @@ def _crops(stage: dict[str, Any]) -> str:
     if stage.get("grounding_context"):
         parts.append("images {:g}-{:g}x".format(*stage["grounding_context"]))
     if stage.get("track_context"):
-        parts.append("SOT/Video-REG clips {:g}-{:g}x".format(*stage["track_context"]))
+        place = stage.get("track_place")
+        centred = ", first box at {:g}-{:g} of the free room".format(*place) if place else ""
+        parts.append("SOT/Video-REG clips {:g}-{:g}x{}".format(*stage["track_context"], centred))
     return ", ".join(parts)
+
+
+def _clip_frames(stage: dict[str, Any]) -> str:
+    low, high = stage.get("clip_frames") or (None, None)
+    return f"{low or 2}-{high or 8}" if "track" in stage["sources"] else ""
 
 
 def _vision_rate(stage: dict[str, Any]) -> str:
@@ -116,8 +125,9 @@ def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | Non
         "`elysium export --model models/elysium-tiny --out DIR` writes a copy that loads with `trust_remote_code`.",
     )
     stages = "\n".join(
-        f"| {s['name']} | {', '.join(s['sources'])} | {_crops(s)} | {s.get('t_selector_tokens') or ''} | {s['steps']} "
-        f"| {s['batch_size']} | {s['learning_rate']:g} | {_vision_rate(s)} | {_gate(s)} |"
+        f"| {s['name']} | {', '.join(s['sources'])} | {_clip_frames(s)} | {_crops(s)} "
+        f"| {s.get('t_selector_tokens') or ''} | {s['steps']} | {s['batch_size']} | {s['learning_rate']:g} "
+        f"| {_vision_rate(s)} | {_gate(s)} |"
         for s in recipe["stages"]
     )
     quality = (
@@ -145,7 +155,8 @@ knows those objects and nothing else: use it to try the package end to end, not 
 
 `{recipe["command"]}` (`{recipe["config"]}`): data seed {recipe["data_seed"]}, {recipe["data"]["videos"]} videos;
 stage 1 on images (REC/REG on position-only squares, `training/squares.py`, then on the videos' first frames),
-stage 2 on SOT/RSOT/Video-REG clips of 2-8 frames mixed with the images.
+stage 2 on SOT/RSOT/Video-REG clips mixed with the images ("clip frames": the clips' lengths where the stage had
+clips; the model tracks in clips of the last such stage's longest, `track_clip_len` in `config.json`).
 Where the table says so, images or clips were cut to a square that many times the target's size around it; a model
 trained on such clips records it (`track_search_context` in `config.json`) and `ElysiumTracker` then cuts every clip
 around the target's last box the same way (`--search-context none` tracks on whole frames). "Tokens a frame": where
@@ -154,8 +165,9 @@ tower's and projector's learning rate as a share of the stage's. "Gate": whether
 (its straight-through gradient) or was held (blank: as the stage before).
 Training curves: `training_curves.png` / `.json` in this folder; the full record: `elysium_recipe.json`.
 
-| stage | data | cut around the target | tokens a frame | steps | batch | learning rate | vision rate | gate |
-| :-- | :-- | :-- | --: | --: | --: | --: | --: | :-- |
+| stage | data | clip frames | cut around the target | tokens a frame | steps | batch | learning rate | vision rate \
+| gate |
+| :-- | :-- | :-- | :-- | --: | --: | --: | --: | --: | :-- |
 {stages}
 
 ## Held-out quality
