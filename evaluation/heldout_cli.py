@@ -130,8 +130,7 @@ def evaluate_model(
 
     start = time.perf_counter()
     model, processor = load_model_and_processor(path, args.device)
-    clip_len = args.clip_len or "model"  # default: as the model was trained (its config's track_clip_len)
-    tracker = ElysiumTracker(model, processor, clip_len, args.max_new_tokens, search_context=args.search_context)
+    tracker = ElysiumTracker(model, processor, args.clip_len, args.max_new_tokens, search_context=args.search_context)
     predictions = track_heldout(tracker, tracks, args.batch_size, progress=not args.quiet)
     report = score_heldout(tracker, tracks, predictions, captions=not args.no_captions, progress=not args.quiet)
     report["search_context"] = tracker.search_context  # what "model" resolved to: None = whole frames

@@ -27,7 +27,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if not benchmark.sequences:
         raise UserError(f"{args.root}: no readable {args.benchmark} sequence ({len(benchmark.skipped)} skipped).")
     model, processor = load_model_and_processor(args.model, args.device)
-    tracker = ElysiumTracker(model, processor, clip_len=args.clip_len or "model", max_new_tokens=args.max_new_tokens)
+    tracker = ElysiumTracker(model, processor, clip_len=args.clip_len, max_new_tokens=args.max_new_tokens)
     out = Path(args.out) if args.out else Path(f"eval_{args.benchmark}_{args.task}")
     progress = tqdm(
         total=len(benchmark.sequences), unit="seq", desc=args.benchmark, file=sys.stderr, disable=args.quiet

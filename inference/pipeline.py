@@ -48,7 +48,7 @@ class VideoObjectTrackingPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def __init__(self, *args: Any, clip_len: int | str = "model", **kwargs: Any):
+    def __init__(self, *args: Any, clip_len: int | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         if self.processor is None:
             raise ValueError("The video-object-tracking pipeline needs the model's ElysiumProcessor; save it beside.")

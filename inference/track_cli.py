@@ -133,9 +133,7 @@ def run_track(args: argparse.Namespace) -> int:
     if box is not None:
         check_box(box, probe_source.frame_size, what="--box")
     model, processor = load_model_and_processor(args.model, args.device)
-    tracker = ElysiumTracker(
-        model, processor, args.clip_len or "model", args.max_new_tokens, search_context=args.search_context
-    )
+    tracker = ElysiumTracker(model, processor, args.clip_len, args.max_new_tokens, search_context=args.search_context)
     out_dir = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_track")
     result, data, json_path, video_path = track_to_files(
         tracker,

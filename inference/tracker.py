@@ -191,11 +191,11 @@ class ElysiumTracker:
         self,
         model: Any,
         processor: Any,
-        clip_len: int | str = "model",
+        clip_len: int | None = None,
         max_new_tokens: int | None = None,
         search_context: float | str | None = "model",
     ):
-        if clip_len == "model":  # as the model was trained (`ElysiumConfig.track_clip_len`), else the paper's 8
+        if clip_len is None:  # as the model was trained (`ElysiumConfig.track_clip_len`), else the paper's 8
             clip_len = getattr(model.config, "track_clip_len", None) or DEFAULT_CLIP_LEN
         if not isinstance(clip_len, int) or clip_len < 2:
             raise ValueError(f"clip_len must be >= 2 (clips overlap by one frame), got {clip_len}")

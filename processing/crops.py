@@ -40,12 +40,15 @@ def square_around(
     return left / width, top / height, (left + crop_w) / width, (top + crop_h) / height
 
 
+ANYWHERE = (0.0, 1.0)  # `target_crop`'s place range: the box anywhere in its crop
+
+
 def target_crop(
     box: Sequence[float],
     frame_size: tuple[int, int],
     context: float,
     rng: random.Random,
-    place: tuple[float, float] = (0.0, 1.0),
+    place: tuple[float, float] = ANYWHERE,
 ) -> Region:
     """`square_around` at a random place, uniform in the `place` range of `square_around`'s (0 to 1, 0.5
     centred): training sees the target where a tracker's last box, off by its error, puts it. The full range puts

@@ -9,6 +9,7 @@ from typing import Any
 import datasets.distributed
 from accelerate import PartialState
 from elysium.processing import ElysiumProcessor
+from elysium.processing.crops import ANYWHERE
 
 from .frames import FrameStore
 from .mixture import GroundingSource, MixtureDataset, Source, StreamingTrackDataset, TrackSource, VideoQASource
@@ -18,36 +19,38 @@ from .samples import SampleBuilder
 logger = logging.getLogger("elysium.training")
 
 
-def context_range(data_cfg: dict[str, Any], key: str) -> tuple[float, float] | None:
-    """`data.grounding_context` / `data.track_context: [LO, HI]`: grounding images / SOT and Video-REG clips are
-    cropped around their target, the crop's side LO to HI times the target's longer side
-    (`elysium.processing.crops.target_crop`); absent: whole frames."""
+def _range_option(data_cfg: dict[str, Any], key: str, example: str) -> tuple[float, float] | None:
+    """`data.<key>: [LO, HI]` as two floats; None when absent."""
     value = data_cfg.get(key)
     if value is None:
         return None
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"data.{key} {value!r}: give [LO, HI], e.g. [1.1, 1.5]") from None
-    if not 1.0 <= lo <= hi:
-        raise ValueError(f"data.{key} {value!r}: need 1 <= LO <= HI (the crop holds the whole target)")
+        raise ValueError(f"data.{key} {value!r}: give [LO, HI], e.g. {example}") from None
     return lo, hi
+
+
+def context_range(data_cfg: dict[str, Any], key: str) -> tuple[float, float] | None:
+    """`data.grounding_context` / `data.track_context: [LO, HI]`: grounding images / SOT and Video-REG clips are
+    cropped around their target, the crop's side LO to HI times the target's longer side
+    (`elysium.processing.crops.target_crop`); absent: whole frames."""
+    pair = _range_option(data_cfg, key, "[1.1, 1.5]")
+    if pair is not None and not 1.0 <= pair[0] <= pair[1]:
+        raise ValueError(f"data.{key} {data_cfg[key]!r}: need 1 <= LO <= HI (the crop holds the whole target)")
+    return pair
 
 
 def place_range(data_cfg: dict[str, Any]) -> tuple[float, float]:
     """`data.track_place: [LO, HI]`: where a cropped clip's first box lies in its crop, on each axis, from 0 (at
     one edge) through 0.5 (centred) to 1 (at the other); default [0, 1], anywhere. A tracker centres each clip on
     its last box, so a narrow range around 0.5 trains on what it will see, off by the tracker's own error."""
-    value = data_cfg.get("track_place")
-    if value is None:
-        return 0.0, 1.0
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"data.track_place {value!r}: give [LO, HI], e.g. [0.35, 0.65]") from None
-    if not 0.0 <= lo <= hi <= 1.0:
-        raise ValueError(f"data.track_place {value!r}: need 0 <= LO <= HI <= 1 (0.5 centres the box)")
-    return lo, hi
+    pair = _range_option(data_cfg, "track_place", "[0.35, 0.65]")
+    if pair is None:
+        return ANYWHERE
+    if not 0.0 <= pair[0] <= pair[1] <= 1.0:
+        raise ValueError(f"data.track_place {data_cfg['track_place']!r}: need 0 <= LO <= HI <= 1 (0.5 centres the box)")
+    return pair
 
 
 def grounding_specs(data_cfg: dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import PIL.Image
 import torch
 from elysium.processing import ElysiumProcessor
 from elysium.processing.boxes import format_box
-from elysium.processing.crops import box_in_crop, target_crop
+from elysium.processing.crops import ANYWHERE, box_in_crop, target_crop
 from elysium.processing.prompts import REC, REG, RSOT, SOT, VIDEO_QA, VIDEO_REG
 
 ASSISTANT_TAG = " ASSISTANT: "
@@ -72,7 +72,7 @@ class SampleBuilder:
     max_length: int | None = None
     grounding_context: tuple[float, float] | None = None  # crop images around the target (`target_crop`)
     track_context: tuple[float, float] | None = None  # crop SOT / Video-REG clips around the first box
-    track_place: tuple[float, float] = (0.0, 1.0)  # where in its crop the first box lies (0.5: centred)
+    track_place: tuple[float, float] = ANYWHERE  # where in its crop the first box lies (0.5: centred)
 
     def track_example(
         self, record: dict[str, Any], rng: random.Random, frame_size: tuple[int, int] | None = None
@@ -146,7 +146,7 @@ class SampleBuilder:
         size: tuple[int, int] | None,
         context: tuple[float, float],
         rng: random.Random,
-        place: tuple[float, float] = (0.0, 1.0),
+        place: tuple[float, float] = ANYWHERE,
     ) -> tuple[float, float, float, float]:
         """A `target_crop` around `box` with a context factor drawn from the range and the box placed in the
         `place` range of the crop's free positions on each axis; needs the frame's `(w, h)`."""
