@@ -12,11 +12,17 @@ import numpy as np
 import PIL.Image
 import pytest
 from elysium.processing.boxes import format_track
-from elysium.training.dataset_builder import build_train_dataset, context_range, grounding_specs, place_range
+from elysium.training.dataset_builder import (
+    box_jitter,
+    build_train_dataset,
+    context_range,
+    grounding_specs,
+    place_range,
+)
 from elysium.training.frames import FrameStore
 from elysium.training.mixture import GroundingSource, MixtureDataset, TrackSource, VideoQASource
 from elysium.training.records import UNREADABLE, SkipCounts, load_track_records, usable_track_records
-from elysium.training.samples import SampleBuilder, clip_indices
+from elysium.training.samples import SampleBuilder, clip_indices, jittered_box
 from elysium.training.sft import prepare_synthetic
 from elysium.training.synth import SynthConfig, synthesize
 
@@ -327,3 +333,66 @@ def test_bad_track_place_is_named(value):
     with pytest.raises(ValueError, match="track_place"):
         place_range({"track_place": value})
     assert place_range({}) == (0.0, 1.0) and place_range({"track_place": [0.4, 0.6]}) == (0.4, 0.6)
+
+
+def _prompt_and_answer_boxes(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """The box an SOT training text gives in its question and the first box of its answer (normalized)."""
+    boxes = [[int(v) / 100 for v in m] for m in re.findall(r"\[(\d+),(\d+),(\d+),(\d+)\]", text)]
+    return np.array(boxes[0]), np.array(boxes[1])
+
+
+def test_track_box_jitter_gives_a_rough_box_and_asks_for_the_true_one(processor, tmp_path):
+    """With `track_box_jitter` the prompt's box is off the object and the crop centred on it (as a tracker crops
+    around its last guess); the answer's first box is still the object's. Without it the two are the same box."""
+    for i in range(2):
+        PIL.Image.new("RGB", (160, 120), (128, 128, 128)).save(tmp_path / f"{i}.png")
+    record = {
+        "frames": ["0.png", "1.png"],
+        "box": [[0.4, 0.4, 0.5, 0.5]] * 2,
+        "frame_size": [160, 120],
+        "object_description": "a thing",
+    }
+    source = TrackSource([record], FrameStore.from_path(tmp_path))
+
+    def pairs(jitter):
+        builder = SampleBuilder(
+            processor,
+            task_weights={"sot": 1.0},
+            track_context=(3.0, 3.0),
+            track_place=(0.5, 0.5),
+            track_box_jitter=jitter,
+        )
+        examples = [source.example(0, builder, random.Random(seed)) for seed in range(30)]
+        return [(*_prompt_and_answer_boxes(e.text), np.array(e.crop)) for e in examples]
+
+    exact = pairs(0.0)
+    assert all(np.array_equal(given, first) for given, first, _ in exact)
+    rough = pairs(0.25)
+    offsets = np.array([np.abs((g[:2] + g[2:]) / 2 - (f[:2] + f[2:]) / 2).max() for g, f, _ in rough])
+    assert np.mean(offsets > 0.02) > 0.7  # the object is off the given box's centre in most samples
+    assert all(np.allclose((g[:2] + g[2:]) / 2, 0.5, atol=0.011) for g, _, _ in rough)  # the crop centres the guess
+    for _, first, crop in rough:  # the answer is the object's true box, in the crop
+        in_frame = np.tile(crop[:2], 2) + first * np.tile(crop[2:] - crop[:2], 2)
+        assert np.allclose(in_frame, record["box"][0], atol=0.01 * (crop[2] - crop[0]) + 1e-6)
+    again = pairs(0.25)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(rough, again))  # drawn from the sample's seeded RNG
+
+
+def test_jittered_box_moves_by_its_size_and_stays_in_the_frame():
+    rng = random.Random(0)
+    box = [0.4, 0.4, 0.5, 0.6]
+    draws = np.array([jittered_box(box, 0.2, rng) for _ in range(4000)])
+    centres, sizes = (draws[:, :2] + draws[:, 2:]) / 2, draws[:, 2:] - draws[:, :2]
+    assert np.allclose(centres.mean(0), [0.45, 0.5], atol=0.005)
+    assert np.allclose(centres.std(0), [0.2 * 0.1, 0.2 * 0.2], rtol=0.1)  # a fifth of the width / the height
+    assert np.allclose(np.log(sizes / [0.1, 0.2]).std(0), 0.1, rtol=0.1)
+    edge = np.array([jittered_box([0.0, 0.0, 0.3, 0.3], 0.5, rng) for _ in range(500)])
+    assert edge.min() >= 0.0 and edge.max() <= 1.0
+    assert jittered_box(box, 0.0, rng) == pytest.approx(box)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, "a", [0.1, 0.2]])
+def test_bad_track_box_jitter_is_named(value):
+    with pytest.raises(ValueError, match="track_box_jitter"):
+        box_jitter({"track_box_jitter": value})
+    assert box_jitter({}) == 0.0 and box_jitter({"track_box_jitter": 0.2}) == 0.2

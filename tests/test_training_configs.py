@@ -223,6 +223,7 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
     rates = {(id(p) in vision, g["initial_lr"]) for g in trainer.optimizer.param_groups for p in g["params"]}
     lr = trainer.args.learning_rate
     assert rates == {(True, 0.5 * lr), (False, lr)}  # kept into stage 2, which loads stage 1's final/
+    assert trainer.optimizer.param_groups[0]["initial_lr"] == lr  # the rate Trainer logs is the run's own
     images, video = tmp_path / "run" / "images" / "final", tmp_path / "run" / "video" / "final"
     assert Path(trainer.args.output_dir).name == "video"
     assert trainer.train_dataset.num_rows and (images / "model.safetensors").is_file()

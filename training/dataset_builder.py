@@ -53,6 +53,19 @@ def place_range(data_cfg: dict[str, Any]) -> tuple[float, float]:
     return pair
 
 
+def box_jitter(data_cfg: dict[str, Any]) -> float:
+    """`data.track_box_jitter: S`: SOT prompts give the first box off by N(0, S) of its size and the clip is
+    cropped around it, the answer keeping the true boxes (`samples.jittered_box`); default 0, the true box."""
+    value = data_cfg.get("track_box_jitter", 0.0)
+    try:
+        jitter = float(value)
+    except (TypeError, ValueError):
+        jitter = -1.0
+    if not 0.0 <= jitter <= 1.0:
+        raise ValueError(f"data.track_box_jitter {value!r}: give a fraction of the box's size in [0, 1], e.g. 0.2")
+    return jitter
+
+
 def grounding_specs(data_cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """`data.grounding`: one `{file, image_root}` or a list of them (e.g. a position-only set beside the generated
     images). Each is a source of its own, named by its `name` (default `grounding`): the key `data.weights` weighs
@@ -87,6 +100,7 @@ def build_sample_builder(data_cfg: dict[str, Any], processor: ElysiumProcessor) 
         grounding_context=context_range(data_cfg, "grounding_context"),
         track_context=context_range(data_cfg, "track_context"),
         track_place=place_range(data_cfg),
+        track_box_jitter=box_jitter(data_cfg),
     )
 
 

@@ -8,6 +8,7 @@ closing each answer is learned so the model knows when to stop.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,22 @@ def clip_indices(
     return [start + i * stride for i in range(count)]
 
 
+def jittered_box(box: Sequence[float], jitter: float, rng: random.Random) -> list[float]:
+    """Normalized `box` with its centre moved by N(0, jitter) of its width / height on each axis and each side
+    scaled by exp(N(0, jitter / 2)), kept inside the frame: a tracker's error on its last box (the template jitter
+    of Siamese tracker training, e.g. SiamRPN++)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    w, h = x2 - x1, y2 - y1
+    cx = x1 + w / 2 + rng.gauss(0.0, jitter) * w
+    cy = y1 + h / 2 + rng.gauss(0.0, jitter) * h
+    w *= math.exp(rng.gauss(0.0, jitter / 2))
+    h *= math.exp(rng.gauss(0.0, jitter / 2))
+    w, h = min(w, 1.0), min(h, 1.0)
+    cx = min(max(cx, w / 2), 1.0 - w / 2)  # slid back into the frame, its size kept
+    cy = min(max(cy, h / 2), 1.0 - h / 2)
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+
 @dataclass
 class SampleBuilder:
     """Turns records into `Example`s and encodes them with the processor (pixel values via its image processor)."""
@@ -73,6 +90,7 @@ class SampleBuilder:
     grounding_context: tuple[float, float] | None = None  # crop images around the target (`target_crop`)
     track_context: tuple[float, float] | None = None  # crop SOT / Video-REG clips around the first box
     track_place: tuple[float, float] = ANYWHERE  # where in its crop the first box lies (0.5: centred)
+    track_box_jitter: float = 0.0  # SOT: the prompt's box is off by this much of its size (`jittered_box`)
 
     def track_example(
         self, record: dict[str, Any], rng: random.Random, frame_size: tuple[int, int] | None = None
@@ -82,7 +100,8 @@ class SampleBuilder:
         With `track_context` (and the frames' `frame_size`), SOT and Video-REG clips are cropped to one square
         around the first frame's box (a context factor drawn from the range, the box at a random place in it), as
         a tracker crops each clip around its last box; later boxes are given in the crop, cut to its edge. RSOT
-        clips stay whole: the object is not known yet when a tracker asks with an expression.
+        clips stay whole: the object is not known yet when a tracker asks with an expression. With
+        `track_box_jitter`, an SOT clip's prompt (and crop) has a box off the object (`jittered_box`).
         """
 
         tasks = [t for t in TRACK_TASKS if self.task_weights.get(t, 0) > 0]
@@ -96,13 +115,20 @@ class SampleBuilder:
         frames = [record["frames"][i] for i in indices]
         boxes = [record["box"][i] for i in indices]
         description = record["object_description"].strip()
+        # SOT with a jitter: the prompt gives a box off the object, as a tracker's last prediction is, and the clip
+        # is cropped around it, as the tracker crops; the answer keeps the true boxes, its first one included, so
+        # the model learns to find the object from a rough box instead of copying the box it is given.
+        given = boxes[0]
+        if task == SOT and self.track_box_jitter > 0:
+            given = jittered_box(boxes[0], self.track_box_jitter, rng)
         crop = None
         if self.track_context is not None and task != RSOT:
-            crop = self._crop_around(boxes[0], frame_size, self.track_context, rng, self.track_place)
+            crop = self._crop_around(given, frame_size, self.track_context, rng, self.track_place)
             boxes = [box_in_crop(box, crop, clip=True) for box in boxes]
+            given = box_in_crop(given, crop, clip=True)
         if task == SOT:
             answer = self.processor.format_track_answer(boxes)
-            text = self.processor.build_prompt(SOT, len(frames), box=boxes[0], answer=answer, paraphrase=None, rng=rng)
+            text = self.processor.build_prompt(SOT, len(frames), box=given, answer=answer, paraphrase=None, rng=rng)
         elif task == RSOT:  # a referring expression where the record has one (synthetic data), else the description
             expression = str(record.get("expression") or "").strip() or description
             answer = self.processor.format_track_answer(boxes)

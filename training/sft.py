@@ -64,7 +64,8 @@ class ElysiumSFTTrainer(SFTTrainer):
         """Trainer's optimizer with each of its groups split by `lr_scale`: a parameter whose name contains a key
         gets that multiple of the learning rate (the scheduler then scales every group alike). A vision tower
         trained from scratch at the LLM's rate grows activations thousands of times its input, one offset shared
-        by every patch, which leaves the LLM nothing to tell the patches apart by (elysium-tiny)."""
+        by every patch, which leaves the LLM nothing to tell the patches apart by (elysium-tiny). Unscaled
+        parameters come first: Trainer logs the first group's rate, which should be the run's own."""
         optimizer = super().create_optimizer(model)
         if not self.lr_scale:
             return optimizer
@@ -76,7 +77,7 @@ class ElysiumSFTTrainer(SFTTrainer):
                 name = names.get(id(param), "")
                 scale = next((v for k, v in self.lr_scale.items() if k in name), 1.0)
                 buckets.setdefault(scale, []).append(param)
-            for scale, params in buckets.items():
+            for scale, params in sorted(buckets.items(), key=lambda item: item[0] != 1.0):
                 groups.append({**group, "params": params, "lr": group["lr"] * scale})
         optimizer.param_groups = groups
         return optimizer

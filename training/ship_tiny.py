@@ -55,6 +55,7 @@ def recipe_record(
                 "grounding_context": stages[stage["name"]]["data"].get("grounding_context"),
                 "track_context": stages[stage["name"]]["data"].get("track_context"),
                 "track_place": stages[stage["name"]]["data"].get("track_place"),
+                "track_box_jitter": stages[stage["name"]]["data"].get("track_box_jitter"),
                 "clip_frames": [stages[stage["name"]]["data"].get(k) for k in ("min_frames", "max_frames")],
                 "t_selector_tokens": stages[stage["name"]]["model"].get("t_selector_tokens"),
                 "lr_scale": stages[stage["name"]]["model"].get("lr_scale"),
@@ -97,7 +98,9 @@ def _crops(stage: dict[str, Any]) -> str:
     if stage.get("track_context"):
         place = stage.get("track_place")
         centred = ", first box at {:g}-{:g} of the free room".format(*place) if place else ""
-        parts.append("SOT/Video-REG clips {:g}-{:g}x{}".format(*stage["track_context"], centred))
+        jitter = stage.get("track_box_jitter")
+        rough = f", SOT prompt box off by {jitter:g} of its size" if jitter else ""
+        parts.append("SOT/Video-REG clips {:g}-{:g}x{}{}".format(*stage["track_context"], centred, rough))
     return ", ".join(parts)
 
 
