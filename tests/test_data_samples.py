@@ -300,9 +300,8 @@ def test_bad_crop_context_is_named(key, value):
     assert context_range({}, key) is None and context_range({key: [1, 2]}, key) == (1.0, 2.0)
 
 
-def test_track_place_centres_the_first_box_in_its_crop(processor, tmp_path):
-    """`track_place: [0.5, 0.5]` puts the first box in the middle of its crop (as a tracker centres each clip on
-    its last box); the default range puts it anywhere, off-centre by up to the crop's free room."""
+def _still_object(tmp_path: Path) -> tuple[dict, TrackSource]:
+    """A two-frame record of one object that stays at [0.4, 0.4, 0.5, 0.5] of a 160x120 grey frame, and its source."""
     for i in range(2):
         PIL.Image.new("RGB", (160, 120), (128, 128, 128)).save(tmp_path / f"{i}.png")
     record = {
@@ -311,7 +310,13 @@ def test_track_place_centres_the_first_box_in_its_crop(processor, tmp_path):
         "frame_size": [160, 120],
         "object_description": "a thing",
     }
-    source = TrackSource([record], FrameStore.from_path(tmp_path))
+    return record, TrackSource([record], FrameStore.from_path(tmp_path))
+
+
+def test_track_place_centres_the_first_box_in_its_crop(processor, tmp_path):
+    """`track_place: [0.5, 0.5]` puts the first box in the middle of its crop (as a tracker centres each clip on
+    its last box); the default range puts it anywhere, off-centre by up to the crop's free room."""
+    record, source = _still_object(tmp_path)
 
     def first_box_centres(place):
         builder = SampleBuilder(processor, task_weights={"sot": 1.0}, track_context=(3.0, 3.0), track_place=place)
@@ -344,15 +349,7 @@ def _prompt_and_answer_boxes(text: str) -> tuple[np.ndarray, np.ndarray]:
 def test_track_box_jitter_gives_a_rough_box_and_asks_for_the_true_one(processor, tmp_path):
     """With `track_box_jitter` the prompt's box is off the object and the crop centred on it (as a tracker crops
     around its last guess); the answer's first box is still the object's. Without it the two are the same box."""
-    for i in range(2):
-        PIL.Image.new("RGB", (160, 120), (128, 128, 128)).save(tmp_path / f"{i}.png")
-    record = {
-        "frames": ["0.png", "1.png"],
-        "box": [[0.4, 0.4, 0.5, 0.5]] * 2,
-        "frame_size": [160, 120],
-        "object_description": "a thing",
-    }
-    source = TrackSource([record], FrameStore.from_path(tmp_path))
+    record, source = _still_object(tmp_path)
 
     def pairs(jitter):
         builder = SampleBuilder(
