@@ -4,7 +4,8 @@
   centre from the target's (a fraction of the image), beside one constant box (the set's mean target box).
 - Motion: over a clip tracked from its first box, does the predicted box move the way the target moves? The cosine
   between the predicted and the true displacement of the box centre (first to last frame; ~0 when the answer's
-  motion has nothing to do with the target's), and their length ratio.
+  motion has nothing to do with the target's), and their length ratio; and how far the first tracked frame's box
+  is from the target, beside the given box (copying it): a tracker that finds the object must beat copying there.
 
 Success AUC mixes these up with box size and drift; these two say which part is missing:
 
@@ -103,6 +104,24 @@ def motion_agreement(predictions: Sequence[np.ndarray], tracks: Sequence[Track],
     }
 
 
+def next_frame_error(predictions: Sequence[np.ndarray], tracks: Sequence[Track]) -> dict:
+    """Median distance of the second frame's predicted box centre from the target's, in the target's first-frame
+    side (the mean of width and height), beside the first box's own (what repeating it scores)."""
+    model, first_box = [], []
+    for prediction, track in zip(predictions, tracks):
+        if len(track.boxes) < 2:
+            continue
+        side = float(np.mean(track.boxes[0, 2:] - track.boxes[0, :2]))
+        target = _centre(track.boxes[1])
+        model.append(float(np.linalg.norm(_centre(np.asarray(prediction[1])) - target)) / side)
+        first_box.append(float(np.linalg.norm(_centre(track.boxes[0]) - target)) / side)
+    return {
+        "tracks": len(model),
+        "median_centre_error": round(float(np.median(model)), 4) if model else None,
+        "median_centre_error_first_box": round(float(np.median(first_box)), 4) if first_box else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="a saved Elysium (default: the packaged elysium-tiny)")
@@ -133,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         report["grounding_crops"] = grounding_scores(tracker, records, args.data, context=args.context)
     if files[1].is_file():
         tracks = load_tracks(files[1], limit=args.samples, max_frames=args.max_frames)
-        report["sot_motion"] = motion_agreement(track_heldout(tracker, tracks, progress=True).sot, tracks)
+        predictions = track_heldout(tracker, tracks, progress=True).sot
+        report["sot_motion"] = motion_agreement(predictions, tracks)
+        report["sot_next_frame"] = next_frame_error(predictions, tracks)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out is not None:

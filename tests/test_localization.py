@@ -8,7 +8,7 @@ import numpy as np
 import PIL.Image
 import pytest
 from elysium.evaluation.heldout import Track
-from elysium.evaluation.localization import box_scores, grounding_scores, main, motion_agreement
+from elysium.evaluation.localization import box_scores, grounding_scores, main, motion_agreement, next_frame_error
 
 
 def test_box_scores_by_hand():
@@ -66,6 +66,20 @@ def test_motion_agreement_follows_the_direction_and_length():
     backwards = track.boxes - [[0, 0, 0, 0], [20, 0, 20, 0], [40, 0, 40, 0]]
     assert motion_agreement([backwards], [track])["mean_cosine"] == pytest.approx(-1.0)
     assert motion_agreement([still], [_track(still)])["tracks"] == 0  # a target that does not move is left out
+
+
+def test_next_frame_error_is_zero_on_the_target_and_the_first_box_s_when_copying():
+    track = _track([[10, 10, 20, 20], [15, 10, 25, 20], [30, 10, 40, 20]])  # 5 px right in frame 2: half a side
+    assert next_frame_error([track.boxes], [track]) == {
+        "tracks": 1,
+        "median_centre_error": 0.0,
+        "median_centre_error_first_box": 0.5,
+    }
+    still = np.repeat(track.boxes[:1], 3, 0)
+    assert next_frame_error([still], [track])["median_centre_error"] == 0.5
+    overshoot = track.boxes + [[0, 0, 0, 0], [10, 0, 10, 0], [0, 0, 0, 0]]
+    assert next_frame_error([overshoot], [track])["median_centre_error"] == 1.0
+    assert next_frame_error([still[:1]], [_track(still[:1])])["tracks"] == 0  # one frame: nothing to track
 
 
 def test_cli_on_generated_data(model_dir, tmp_path, capsys):
