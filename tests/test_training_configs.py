@@ -31,15 +31,15 @@ def test_shipped_training_configs_are_valid(name):
         assert config["stage"] in ("stage1", "stage2", "lora")
         if not name.startswith("tiny"):
             assert config["training"]["bf16"] and args.gradient_checkpointing
-        short = stage.startswith("short-clips")  # tiny.yaml's last stages: clips of 2-4 frames
+        short = stage.startswith("short-clips") or stage == "rough-boxes"  # tiny.yaml's last: clips of 2-4 frames
         assert config["data"]["max_frames"] == (32 if name == "stage2_32frames" else 4 if short else 8)
 
 
 def test_tiny_recipe_points_first_then_images_then_video():
     stages = stage_configs(load_config(CONFIGS / "tiny.yaml", ["--training.output_dir", "out"]))
-    names = ["squares", "clutter-squares", "one-object", "stage2-video", "short-clips", "short-clips-2"]
+    names = ["squares", "clutter-squares", "one-object", "stage2-video", "short-clips", "short-clips-2", "rough-boxes"]
     assert [name for name, _ in stages] == names
-    (_, squares), (_, clutter), (_, one), (_, video), *short = stages
+    (_, squares), (_, clutter), (_, one), (_, video), *short, (_, rough) = stages
     stages = stages[:4]
     # position-only squares first, from scratch, every patch kept, no generated videos yet
     assert squares["model"]["tiny"] and squares["model"]["t_selector_tokens"] == 64
@@ -81,6 +81,12 @@ def test_tiny_recipe_points_first_then_images_then_video():
             k: v for k, v in video["data"].items() if k not in own
         }
         assert stage["model"]["lr_scale"]["vision_tower"] == 0.0 and not stage["model"]["t_selector_straight_through"]
+    # last, the same clips with a rough SOT prompt box, the vision tower learning again at half the rate
+    assert rough["model"]["model_name_or_path"] == "out/short-clips-2/final"
+    assert rough["data"]["track_box_jitter"] == 0.25 and "track_box_jitter" not in short[-1][1]["data"]
+    assert {k: v for k, v in rough["data"].items() if k != "track_box_jitter"} == short[-1][1]["data"]
+    assert rough["model"]["lr_scale"] == {"vision_tower": 0.5, "multi_modal_projector": 0.5}
+    assert not rough["model"]["t_selector_straight_through"]
 
 
 def test_stage_configs_merge_and_overrides(tmp_path):
