@@ -57,13 +57,19 @@ def box_jitter(data_cfg: dict[str, Any]) -> float:
     """`data.track_box_jitter: S`: SOT prompts give the first box off by N(0, S) of its size and the clip is
     cropped around it, the answer keeping the true boxes (`samples.jittered_box`); default 0, the true box."""
     value = data_cfg.get("track_box_jitter", 0.0)
+    problem = f"data.track_box_jitter {value!r}: give a fraction of the box's size in [0, 1], e.g. 0.2"
     try:
         jitter = float(value)
     except (TypeError, ValueError):
-        jitter = -1.0
+        raise ValueError(problem) from None
     if not 0.0 <= jitter <= 1.0:
-        raise ValueError(f"data.track_box_jitter {value!r}: give a fraction of the box's size in [0, 1], e.g. 0.2")
+        raise ValueError(problem)
     return jitter
+
+
+def clip_frames(data_cfg: dict[str, Any]) -> tuple[int, int]:
+    """`data.min_frames` / `data.max_frames`: the frames of a training clip (default 2-8, the paper's)."""
+    return int(data_cfg.get("min_frames", 2)), int(data_cfg.get("max_frames", 8))
 
 
 def grounding_specs(data_cfg: dict[str, Any]) -> list[dict[str, Any]]:
@@ -89,12 +95,13 @@ def grounding_specs(data_cfg: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def build_sample_builder(data_cfg: dict[str, Any], processor: ElysiumProcessor) -> SampleBuilder:
+    min_frames, max_frames = clip_frames(data_cfg)
     return SampleBuilder(
         processor,
         task_weights={k: float(v) for k, v in (data_cfg.get("task_weights") or {}).items()}
         or {"sot": 1.0, "rsot": 1.0, "video_reg": 1.0},
-        min_frames=int(data_cfg.get("min_frames", 2)),
-        max_frames=int(data_cfg.get("max_frames", 8)),
+        min_frames=min_frames,
+        max_frames=max_frames,
         max_stride=int(data_cfg.get("max_stride", 60)),
         max_length=data_cfg.get("max_length"),
         grounding_context=context_range(data_cfg, "grounding_context"),

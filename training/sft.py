@@ -33,7 +33,7 @@ from elysium.training.callbacks import (
 )
 from elysium.training.collator import ElysiumCollator
 from elysium.training.config import load_config, stage_configs
-from elysium.training.dataset_builder import build_train_dataset, context_range, grounding_specs
+from elysium.training.dataset_builder import build_train_dataset, clip_frames, context_range, grounding_specs
 from elysium.training.model_setup import build_model_and_processor, count_parameters, set_trainable
 from elysium.training.records import SkipCounts
 from elysium.training.squares import make_squares, square_sets
@@ -227,7 +227,7 @@ def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = (
     if track_context is not None:  # the tracker crops clips as training did: the range's geometric middle
         model.config.track_search_context = round(math.sqrt(track_context[0] * track_context[1]), 3)
     if data_cfg.get("track"):  # the tracker's clips as long as training's longest (its default clip length)
-        model.config.track_clip_len = int(data_cfg.get("max_frames", 8))
+        model.config.track_clip_len = clip_frames(data_cfg)[1]
     if args.gradient_checkpointing:
         args.gradient_checkpointing_kwargs = args.gradient_checkpointing_kwargs or {"use_reentrant": False}
     model = set_trainable(model, config["stage"], config.get("lora"))

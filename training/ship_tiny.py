@@ -25,6 +25,7 @@ from elysium.hub.export import atomic_folder, code_files, model_card
 
 from .config import load_config, stage_configs
 from .curves import plot_runs, read_run
+from .dataset_builder import clip_frames
 from .squares import square_sets
 
 CONFIG = "training/configs/tiny.yaml"
@@ -45,25 +46,7 @@ def recipe_record(
         "command": f"accelerate launch --num_processes 1 --cpu training/sft.py --config {config_path}",
         "data_seed": synthetic["seed"],
         "data": {k: synthetic[k] for k in ("videos", "frames_per_video", "size")},
-        "stages": [
-            {
-                "name": stage["name"],
-                "steps": stage["steps"],
-                "batch_size": stages[stage["name"]]["training"]["per_device_train_batch_size"],
-                "learning_rate": stages[stage["name"]]["training"]["learning_rate"],
-                "sources": stage_sources(stages[stage["name"]]["data"]),
-                "grounding_context": stages[stage["name"]]["data"].get("grounding_context"),
-                "track_context": stages[stage["name"]]["data"].get("track_context"),
-                "track_place": stages[stage["name"]]["data"].get("track_place"),
-                "track_box_jitter": stages[stage["name"]]["data"].get("track_box_jitter"),
-                "clip_frames": [stages[stage["name"]]["data"].get(k) for k in ("min_frames", "max_frames")],
-                "t_selector_tokens": stages[stage["name"]]["model"].get("t_selector_tokens"),
-                "lr_scale": stages[stage["name"]]["model"].get("lr_scale"),
-                "t_selector_straight_through": stages[stage["name"]]["model"].get("t_selector_straight_through"),
-                "final_loss": stage["log"][-1]["loss"] if stage["log"] else None,
-            }
-            for stage in run["stages"]
-        ],
+        "stages": [_stage_record(stage, stages[stage["name"]]) for stage in run["stages"]],
         "machine": f"{platform.machine()}, CPU (torch threads per run: see README)",
         "versions": {
             "python": platform.python_version(),
@@ -71,6 +54,27 @@ def recipe_record(
             "transformers": transformers.__version__,
         },
         "heldout": None if heldout is None else compact_report(heldout),
+    }
+
+
+def _stage_record(stage: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """One stage of the record: its run's steps and last loss beside what its config trained on and how."""
+    data, model = config["data"], config["model"]
+    return {
+        "name": stage["name"],
+        "steps": stage["steps"],
+        "batch_size": config["training"]["per_device_train_batch_size"],
+        "learning_rate": config["training"]["learning_rate"],
+        "sources": stage_sources(data),
+        "grounding_context": data.get("grounding_context"),
+        "track_context": data.get("track_context"),
+        "track_place": data.get("track_place"),
+        "track_box_jitter": data.get("track_box_jitter"),
+        "clip_frames": list(clip_frames(data)),
+        "t_selector_tokens": model.get("t_selector_tokens"),
+        "lr_scale": model.get("lr_scale"),
+        "t_selector_straight_through": model.get("t_selector_straight_through"),
+        "final_loss": stage["log"][-1]["loss"] if stage["log"] else None,
     }
 
 
@@ -105,8 +109,7 @@ def _crops(stage: dict[str, Any]) -> str:
 
 
 def _clip_frames(stage: dict[str, Any]) -> str:
-    low, high = stage.get("clip_frames") or (None, None)
-    return f"{low or 2}-{high or 8}" if "track" in stage["sources"] else ""
+    return "{}-{}".format(*stage["clip_frames"]) if "track" in stage["sources"] else ""
 
 
 def _vision_rate(stage: dict[str, Any]) -> str:
