@@ -31,15 +31,16 @@ def test_shipped_training_configs_are_valid(name):
         assert config["stage"] in ("stage1", "stage2", "lora")
         if not name.startswith("tiny"):
             assert config["training"]["bf16"] and args.gradient_checkpointing
-        short = stage.startswith("short-clips") or stage == "rough-boxes"  # tiny.yaml's last: clips of 2-4 frames
-        assert config["data"]["max_frames"] == (32 if name == "stage2_32frames" else 4 if short else 8)
+        short = stage.startswith("short-clips") or stage in ("rough-boxes", "tight-crops")  # tiny's: 2-4 frames
+        longest = 32 if name == "stage2_32frames" else 3 if stage == "tight-crops-3" else 4 if short else 8
+        assert config["data"]["max_frames"] == longest
 
 
 def test_tiny_recipe_points_first_then_images_then_video():
     stages = stage_configs(load_config(CONFIGS / "tiny.yaml", ["--training.output_dir", "out"]))
     names = ["squares", "clutter-squares", "one-object", "stage2-video", "short-clips", "short-clips-2", "rough-boxes"]
-    assert [name for name, _ in stages] == names
-    (_, squares), (_, clutter), (_, one), (_, video), *short, (_, rough) = stages
+    assert [name for name, _ in stages] == [*names, "tight-crops", "tight-crops-3"]
+    (_, squares), (_, clutter), (_, one), (_, video), *short, (_, rough), (_, tight), (_, tight3) = stages
     stages = stages[:4]
     # position-only squares first, from scratch, every patch kept, no generated videos yet
     assert squares["model"]["tiny"] and squares["model"]["t_selector_tokens"] == 64
@@ -87,6 +88,15 @@ def test_tiny_recipe_points_first_then_images_then_video():
     assert {k: v for k, v in rough["data"].items() if k != "track_box_jitter"} == short[-1][1]["data"]
     assert rough["model"]["lr_scale"] == {"vision_tower": 0.5, "multi_modal_projector": 0.5}
     assert not rough["model"]["t_selector_straight_through"]
+    # then those clips cut tighter around the first box (the tracker's square: their geometric middle, ~2.0)
+    assert tight["model"] == {**rough["model"], "model_name_or_path": "out/rough-boxes/final"}
+    assert tight["data"]["track_context"] == [1.5, 2.7] and rough["data"]["track_context"] == [2.0, 4.0]
+    assert {k: v for k, v in tight["data"].items() if k != "track_context"} == {
+        k: v for k, v in rough["data"].items() if k != "track_context"
+    }
+    # last, those tight clips of 2-3 frames (the model records 3, the tracker's clip length)
+    assert tight3["model"] == {**tight["model"], "model_name_or_path": "out/tight-crops/final"}
+    assert tight3["data"] == {**tight["data"], "max_frames": 3}
 
 
 def test_stage_configs_merge_and_overrides(tmp_path):
