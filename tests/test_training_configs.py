@@ -299,6 +299,34 @@ def test_tiny_models_take_sizes_feature_layer_and_a_sine_cosine_position_start()
     assert plain.model.vision_tower.embeddings.position_embedding.weight.std() < 0.05  # the default init
 
 
+def test_a_stage_can_take_a_saved_model_to_larger_frames(tmp_path):
+    model_cfg = load_config(CONFIGS / "tiny.yaml")["model"]
+    model_cfg = {**model_cfg, "vision": {**model_cfg["vision"], "num_hidden_layers": 1}}
+    model, processor = build_model_and_processor(model_cfg)
+    model.save_pretrained(tmp_path / "small")
+    processor.save_pretrained(tmp_path / "small")
+    big, big_processor = build_model_and_processor({"model_name_or_path": str(tmp_path / "small"), "image_size": 96})
+    assert big.config.vision_config.image_size == 96 and big.config.t_selector_tokens == 144  # every patch still
+    assert big_processor.num_image_tokens == 144 and big_processor.image_processor.size == {"height": 96, "width": 96}
+    # Independent reference: CLIP's own position interpolation, done at each call, on the unchanged tower.
+    pixels = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        want = model.model.vision_tower(pixels, interpolate_pos_encoding=True).last_hidden_state
+        got = big.model.vision_tower(pixels).last_hidden_state
+        assert torch.allclose(got, want, atol=1e-5)
+        assert [f.shape[0] for f in big.get_image_features(pixel_values=pixels).pooler_output] == [144, 144]
+    frame = PIL.Image.new("RGB", (160, 120), (200, 40, 40))
+    assert big_processor.image_processor(frame, return_tensors="pt")["pixel_values"].shape[-2:] == (96, 96)
+    big.save_pretrained(tmp_path / "big")
+    big_processor.save_pretrained(tmp_path / "big")
+    again, again_processor = build_model_and_processor({"model_name_or_path": str(tmp_path / "big"), "image_size": 96})
+    assert again.config.t_selector_tokens == 144 and again_processor.num_image_tokens == 144
+    assert torch.equal(again.model.t_selector.trans_weight, big.model.t_selector.trans_weight)  # no second resize
+    for size in (100, 0):
+        with pytest.raises(ValueError, match="a positive multiple of the patch size"):
+            build_model_and_processor({"model_name_or_path": str(tmp_path / "small"), "image_size": size})
+
+
 def test_a_missing_model_folder_is_one_clear_line(tmp_path, capsys):
     argv = ["--config", str(CONFIGS / "tiny-smoke.yaml"), "--data.synthetic.out_dir", str(tmp_path / "data")]
     argv += ["--data.synthetic.videos", "1", "--training.output_dir", str(tmp_path / "run")]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from elysium.modeling_elysium import ElysiumConfig, ElysiumForConditionalGeneration
+from elysium.modeling_elysium import ElysiumConfig, ElysiumForConditionalGeneration, ElysiumTSelector
 from elysium.processing import ElysiumImageProcessor, ElysiumProcessor, chat_template
 from torch import nn
 
@@ -84,6 +84,36 @@ def init_sincos_positions(model: ElysiumForConditionalGeneration) -> None:
         table[1:] = sincos_2d(grid, table.shape[1]).to(table.dtype)
 
 
+def resize_frames(model: ElysiumForConditionalGeneration, processor: ElysiumProcessor, size: int) -> None:
+    """Take a trained model to `size`-px frames (a finer grid of the same patches), in place: CLIP's position
+    table is interpolated bicubically to the new grid (what CLIP's `interpolate_pos_encoding` does at each call,
+    made permanent, so the T-Selector and the processor see a fixed patch count), and the T-Selector, whose
+    patch-by-patch weights have no counterpart at the new count, is rebuilt at its initial pattern. A selector
+    that kept every patch keeps every patch of the new grid. Later stages load the new size from the folder."""
+    vision = model.config.vision_config
+    if size <= 0 or size % vision.patch_size:
+        raise ValueError(f"model.image_size {size}: give a positive multiple of the patch size ({vision.patch_size})")
+    grid_old, grid = vision.image_size // vision.patch_size, size // vision.patch_size
+    embeddings = model.model.vision_tower.embeddings
+    old = embeddings.position_embedding.weight.detach()
+    patches = old[1:].reshape(1, grid_old, grid_old, -1).permute(0, 3, 1, 2).float()
+    patches = nn.functional.interpolate(patches, size=(grid, grid), mode="bicubic", align_corners=False)
+    table = torch.cat([old[:1].float(), patches.permute(0, 2, 3, 1).reshape(grid * grid, -1)]).to(old.dtype)
+    embeddings.position_embedding = nn.Embedding.from_pretrained(table, freeze=False)
+    embeddings.image_size, embeddings.num_patches, embeddings.num_positions = size, grid * grid, grid * grid + 1
+    embeddings.register_buffer("position_ids", torch.arange(grid * grid + 1).expand((1, -1)), persistent=False)
+    kept_all = model.config.t_selector_tokens == grid_old * grid_old
+    vision.image_size = size
+    if kept_all:
+        model.config.t_selector_tokens = grid * grid
+    selector = ElysiumTSelector(model.config).to(old.device)
+    model._init_weights(selector)
+    selector.pre_proj.load_state_dict(model.model.t_selector.pre_proj.state_dict())
+    model.model.t_selector = selector
+    processor.image_processor.size = {"height": size, "width": size}
+    processor.num_image_tokens = model.config.t_selector_tokens
+
+
 def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForConditionalGeneration, ElysiumProcessor]:
     """From `model_name_or_path` (an Elysium folder), `vision_model` + `text_model` (the paper's start), or
     `tiny: true` (random, with the tokenizer of the synthetic data, `synth.synth_tokenizer`)."""
@@ -106,6 +136,9 @@ def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForCond
         processor = ElysiumProcessor.from_pretrained(path)
         if count is not None:
             processor.num_image_tokens = int(count)
+        size = model_cfg.get("image_size")
+        if size is not None and int(size) != model.config.vision_config.image_size:
+            resize_frames(model, processor, int(size))
     elif model_cfg.get("vision_model") and model_cfg.get("text_model"):
         tokens = int(model_cfg.get("t_selector_tokens", 108))
         model = ElysiumForConditionalGeneration.from_vision_text_pretrained(

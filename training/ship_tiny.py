@@ -71,6 +71,7 @@ def _stage_record(stage: dict[str, Any], config: dict[str, Any]) -> dict[str, An
         "track_place": data.get("track_place"),
         "track_box_jitter": data.get("track_box_jitter"),
         "clip_frames": list(clip_frames(data)),
+        "image_size": model.get("image_size"),
         "t_selector_tokens": model.get("t_selector_tokens"),
         "lr_scale": model.get("lr_scale"),
         "t_selector_straight_through": model.get("t_selector_straight_through"),
@@ -132,7 +133,8 @@ def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | Non
     )
     stages = "\n".join(
         f"| {s['name']} | {', '.join(s['sources'])} | {_clip_frames(s)} | {_crops(s)} "
-        f"| {s.get('t_selector_tokens') or ''} | {s['steps']} | {s['batch_size']} | {s['learning_rate']:g} "
+        f"| {s.get('image_size') or ''} | {s.get('t_selector_tokens') or ''} | {s['steps']} | {s['batch_size']} "
+        f"| {s['learning_rate']:g} "
         f"| {_vision_rate(s)} | {_gate(s)} |"
         for s in recipe["stages"]
     )
@@ -165,15 +167,17 @@ stage 2 on SOT/RSOT/Video-REG clips mixed with the images ("clip frames": the cl
 clips; the model tracks in clips of the last such stage's longest, `track_clip_len` in `config.json`).
 Where the table says so, images or clips were cut to a square that many times the target's size around it; a model
 trained on such clips records it (`track_search_context` in `config.json`) and `ElysiumTracker` then cuts every clip
-around the target's last box the same way (`--search-context none` tracks on whole frames). "Tokens a frame": where
+around the target's last box the same way (`--search-context none` tracks on whole frames). "Frame px": the side
+frames are resized to, where a stage changed it (blank: as before; the patches keep their size, CLIP's position table is
+interpolated to the new grid and a selector that kept every patch keeps every patch of it). "Tokens a frame": where
 a stage changed the T-Selector's count (blank: the model's `t_selector_tokens` before it). "Vision rate": the vision
 tower's and projector's learning rate as a share of the stage's. "Gate": whether the T-Selector's gate trained
 (its straight-through gradient) or was held (blank: as the stage before).
 Training curves: `training_curves.png` / `.json` in this folder; the full record: `elysium_recipe.json`.
 
-| stage | data | clip frames | cut around the target | tokens a frame | steps | batch | learning rate | vision rate \
-| gate |
-| :-- | :-- | :-- | :-- | --: | --: | --: | --: | --: | :-- |
+| stage | data | clip frames | cut around the target | frame px | tokens a frame | steps | batch | learning rate \
+| vision rate | gate |
+| :-- | :-- | :-- | :-- | --: | --: | --: | --: | --: | --: | :-- |
 {stages}
 
 ## Held-out quality
