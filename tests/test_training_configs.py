@@ -20,7 +20,14 @@ from trl import SFTConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 # tiny.yaml's last stages train on shorter clips than the paper's 8 (the tracker's clip length is the last one's)
-TINY_SHORT_CLIPS = {"short-clips": 4, "short-clips-2": 4, "rough-boxes": 4, "tight-crops": 4, "tight-crops-3": 3}
+TINY_SHORT_CLIPS = {
+    "short-clips": 4,
+    "short-clips-2": 4,
+    "rough-boxes": 4,
+    "tight-crops": 4,
+    "tight-crops-3": 3,
+    "frames-96": 3,
+}
 
 
 @pytest.mark.parametrize(
@@ -40,8 +47,8 @@ def test_shipped_training_configs_are_valid(name):
 def test_tiny_recipe_points_first_then_images_then_video():
     stages = stage_configs(load_config(CONFIGS / "tiny.yaml", ["--training.output_dir", "out"]))
     names = ["squares", "clutter-squares", "one-object", "stage2-video", "short-clips", "short-clips-2", "rough-boxes"]
-    assert [name for name, _ in stages] == [*names, "tight-crops", "tight-crops-3"]
-    (_, squares), (_, clutter), (_, one), (_, video), *short, (_, rough), (_, tight), (_, tight3) = stages
+    assert [name for name, _ in stages] == [*names, "tight-crops", "tight-crops-3", "frames-96"]
+    (_, squares), (_, clutter), (_, one), (_, video), *short, (_, rough), (_, tight), (_, tight3), (_, big) = stages
     stages = stages[:4]
     # position-only squares first, from scratch, every patch kept, no generated videos yet
     assert squares["model"]["tiny"] and squares["model"]["t_selector_tokens"] == 64
@@ -98,6 +105,10 @@ def test_tiny_recipe_points_first_then_images_then_video():
     # last, those tight clips of 2-3 frames (the model records 3, the tracker's clip length)
     assert tight3["model"] == {**tight["model"], "model_name_or_path": "out/tight-crops/final"}
     assert tight3["data"] == {**tight["data"], "max_frames": 3}
+    # then those clips at 96-px frames (the only stage that changes the frame size; 64 before)
+    assert big["model"] == {**tight3["model"], "model_name_or_path": "out/tight-crops-3/final", "image_size": 96}
+    assert big["data"] == tight3["data"] and big["training"] == {**tight3["training"], "output_dir": "out/frames-96"}
+    assert squares["model"]["image_size"] == 64
 
 
 def test_stage_configs_merge_and_overrides(tmp_path):
