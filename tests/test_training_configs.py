@@ -319,6 +319,7 @@ def test_a_stage_can_take_a_saved_model_to_larger_frames(tmp_path):
     big, big_processor = build_model_and_processor({"model_name_or_path": str(tmp_path / "small"), "image_size": 96})
     assert big.config.vision_config.image_size == 96 and big.config.t_selector_tokens == 144  # every patch still
     assert big_processor.num_image_tokens == 144 and big_processor.image_processor.size == {"height": 96, "width": 96}
+    assert big.model.t_selector.trans_weight.shape == (144, 144) and big.model.t_selector.trans_weight.std() > 0.01
     # Independent reference: CLIP's own position interpolation, done at each call, on the unchanged tower.
     pixels = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
@@ -336,6 +337,13 @@ def test_a_stage_can_take_a_saved_model_to_larger_frames(tmp_path):
     for size in (100, 0):
         with pytest.raises(ValueError, match="a positive multiple of the patch size"):
             build_model_and_processor({"model_name_or_path": str(tmp_path / "small"), "image_size": size})
+    some, some_processor = build_model_and_processor({**model_cfg, "t_selector_tokens": 40})
+    some.save_pretrained(tmp_path / "some")
+    some_processor.save_pretrained(tmp_path / "some")
+    with pytest.raises(ValueError, match="36 patches a frame, fewer than the 40"):
+        build_model_and_processor({"model_name_or_path": str(tmp_path / "some"), "image_size": 48})
+    kept, _ = build_model_and_processor({"model_name_or_path": str(tmp_path / "some"), "image_size": 96})
+    assert kept.config.t_selector_tokens == 40  # a selector that dropped patches keeps its count
 
 
 def test_a_missing_model_folder_is_one_clear_line(tmp_path, capsys):

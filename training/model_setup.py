@@ -103,10 +103,15 @@ def resize_frames(model: ElysiumForConditionalGeneration, processor: ElysiumProc
     embeddings.image_size, embeddings.num_patches, embeddings.num_positions = size, grid * grid, grid * grid + 1
     embeddings.register_buffer("position_ids", torch.arange(grid * grid + 1).expand((1, -1)), persistent=False)
     kept_all = model.config.t_selector_tokens == grid_old * grid_old
+    if not kept_all and model.config.t_selector_tokens > grid * grid:
+        raise ValueError(
+            f"model.image_size {size}: {grid * grid} patches a frame, fewer than the {model.config.t_selector_tokens} "
+            "the T-Selector keeps; give a larger size or a smaller model.t_selector_tokens"
+        )
     vision.image_size = size
     if kept_all:
         model.config.t_selector_tokens = grid * grid
-    selector = ElysiumTSelector(model.config).to(old.device)
+    selector = ElysiumTSelector(model.config).to(old.device, model.model.t_selector.pre_proj.weight.dtype)
     model._init_weights(selector)
     selector.pre_proj.load_state_dict(model.model.t_selector.pre_proj.state_dict())
     model.model.t_selector = selector
