@@ -13,6 +13,7 @@ import torch
 from elysium.modeling_elysium import ElysiumConfig, ElysiumForConditionalGeneration, ElysiumTSelector
 from elysium.processing import ElysiumImageProcessor, ElysiumProcessor, chat_template
 from torch import nn
+from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
 
 STAGES = ("stage1", "stage2", "lora")
 CONNECTOR_MODULES = ("t_selector", "multi_modal_projector")
@@ -85,33 +86,33 @@ def init_sincos_positions(model: ElysiumForConditionalGeneration) -> None:
 
 
 def resize_frames(model: ElysiumForConditionalGeneration, processor: ElysiumProcessor, size: int) -> None:
-    """Take a trained model to `size`-px frames (a finer grid of the same patches), in place: CLIP's position
-    table is interpolated bicubically to the new grid (what CLIP's `interpolate_pos_encoding` does at each call,
-    made permanent, so the T-Selector and the processor see a fixed patch count), and the T-Selector, whose
-    patch-by-patch weights have no counterpart at the new count, is rebuilt at its initial pattern. A selector
-    that kept every patch keeps every patch of the new grid. Later stages load the new size from the folder."""
+    """Take a trained model to `size`-px frames (a finer grid of the same patches), in place. The vision embeddings
+    are rebuilt at the new size with the position table CLIP's own `interpolate_pos_encoding` gives, made
+    permanent so the T-Selector and the processor see a fixed patch count; the T-Selector, whose patch-by-patch
+    weights have no counterpart at the new count, is rebuilt at its initial pattern (a selector that kept every
+    patch keeps every patch of the new grid). Later stages load the new size from the folder."""
     vision = model.config.vision_config
     if size <= 0 or size % vision.patch_size:
         raise ValueError(f"model.image_size {size}: give a positive multiple of the patch size ({vision.patch_size})")
     grid_old, grid = vision.image_size // vision.patch_size, size // vision.patch_size
-    embeddings = model.model.vision_tower.embeddings
-    old = embeddings.position_embedding.weight.detach()
-    patches = old[1:].reshape(1, grid_old, grid_old, -1).permute(0, 3, 1, 2).float()
-    patches = nn.functional.interpolate(patches, size=(grid, grid), mode="bicubic", align_corners=False)
-    table = torch.cat([old[:1].float(), patches.permute(0, 2, 3, 1).reshape(grid * grid, -1)]).to(old.dtype)
-    embeddings.position_embedding = nn.Embedding.from_pretrained(table, freeze=False)
-    embeddings.image_size, embeddings.num_patches, embeddings.num_positions = size, grid * grid, grid * grid + 1
-    embeddings.register_buffer("position_ids", torch.arange(grid * grid + 1).expand((1, -1)), persistent=False)
     kept_all = model.config.t_selector_tokens == grid_old * grid_old
     if not kept_all and model.config.t_selector_tokens > grid * grid:
         raise ValueError(
             f"model.image_size {size}: {grid * grid} patches a frame, fewer than the {model.config.t_selector_tokens} "
             "the T-Selector keeps; give a larger size or a smaller model.t_selector_tokens"
         )
+    tower = model.model.vision_tower
+    weight = tower.embeddings.position_embedding.weight
+    with torch.no_grad():  # interpolate_pos_encoding reads only the shape of its first argument
+        shape = (1, grid * grid + 1, weight.shape[1])
+        table = tower.embeddings.interpolate_pos_encoding(weight.new_empty(shape), size, size)[0]
     vision.image_size = size
     if kept_all:
         model.config.t_selector_tokens = grid * grid
-    selector = ElysiumTSelector(model.config).to(old.device, model.model.t_selector.pre_proj.weight.dtype)
+    embeddings = CLIPVisionEmbeddings(vision).to(weight.device, weight.dtype)
+    embeddings.load_state_dict({**tower.embeddings.state_dict(), "position_embedding.weight": table})
+    tower.embeddings = embeddings
+    selector = ElysiumTSelector(model.config).to(weight.device, weight.dtype)
     model._init_weights(selector)
     selector.pre_proj.load_state_dict(model.model.t_selector.pre_proj.state_dict())
     model.model.t_selector = selector
