@@ -6,6 +6,9 @@
   between the predicted and the true displacement of the box centre (first to last frame; ~0 when the answer's
   motion has nothing to do with the target's), and their length ratio; and how far the first tracked frame's box
   is from the target, beside the given box (copying it): a tracker that finds the object must beat copying there.
+- Looks: does the model's Video-REG description name the target's colour, shape, size and texture as the reference
+  description does, beside always naming the set's most common one? Pointing at an object is not telling it
+  from the others; RSOT's first clip needs both.
 
 Success AUC mixes these up with box size and drift; these two say which part is missing:
 
@@ -122,6 +125,51 @@ def next_frame_error(predictions: Sequence[np.ndarray], tracks: Sequence[Track])
     }
 
 
+# The generated set's words of looks (training/synth.py), one vocabulary an attribute; "plain" is never said.
+LOOKS = {
+    "colour": ("red", "green", "blue", "yellow", "purple", "orange", "white", "black"),
+    "shape": ("circle", "square", "triangle", "star", "diamond", "cross"),
+    "size": ("small", "medium", "large"),
+    "texture": ("striped", "dotted"),
+}
+
+
+def _looks_word(description: str, vocabulary: Sequence[str], default: str | None) -> str | None:
+    """The first word of `vocabulary` in the description's looks (before its motion and other objects' names)."""
+    words = description.lower().replace(",", " ").split()
+    for stop in ("moving", "staying", "partly", "growing", "shrinking"):
+        words = words[: words.index(stop)] if stop in words else words
+    return next((word for word in words if word in vocabulary), default)
+
+
+def attribute_naming(descriptions: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
+    """Per attribute of `LOOKS`, the share of descriptions naming the reference's word (a texture left unsaid
+    matches a plain reference), beside the share the set's most common reference word would get."""
+    report: dict[str, Any] = {"tracks": len(references)}
+    for attribute, vocabulary in LOOKS.items():
+        default = "plain" if attribute == "texture" else None
+        truth = [_looks_word(text, vocabulary, default) for text in references]
+        said = [_looks_word(text, vocabulary, default) for text in descriptions]
+        scored = [(t, s) for t, s in zip(truth, said) if t is not None]
+        if not scored:
+            continue
+        values = [t for t, _ in scored]
+        common = max(set(values), key=values.count)
+        report[attribute] = {
+            "model": round(sum(t == s for t, s in scored) / len(scored), 4),
+            "most_common": round(values.count(common) / len(values), 4),
+        }
+    return report
+
+
+def describe_tracks(tracker: Any, tracks: Sequence[Track], progress: bool = True) -> list[str]:
+    """The tracker's Video-REG description of each track's target from its first box, as the held-out set's."""
+    return [
+        tracker.describe(track.frames, track.boxes[0].tolist())
+        for track in tqdm(tracks, desc="describing", disable=not progress)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="a saved Elysium (default: the packaged elysium-tiny)")
@@ -155,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         predictions = track_heldout(tracker, tracks, progress=True).sot
         report["sot_motion"] = motion_agreement(predictions, tracks)
         report["sot_next_frame"] = next_frame_error(predictions, tracks)
+        described = [track for track in tracks if track.description]
+        if described:
+            texts = describe_tracks(tracker, described)
+            report["looks"] = attribute_naming(texts, [track.description for track in described])
     text = json.dumps(report, indent=2)
     print(text)
     if args.out is not None:
