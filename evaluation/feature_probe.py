@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from elysium.inference.loading import load_model_and_processor
 
+    from .localization import print_report
+
     model, processor = load_model_and_processor(args.model, args.device)
     train, test = sets[args.train_data], sets[args.data]
     train_x = target_features(model, processor, train, args.train_data)
@@ -123,12 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     for attribute in ATTRIBUTES:
         labels = [[r["metadata"]["attributes"][attribute] for r in records] for records in (train, test)]
         report[attribute] = linear_probe(train_x, labels[0], test_x, labels[1])
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out is not None:
-        from elysium.atomic import write_text_atomic
-
-        write_text_atomic(args.out, text + "\n")
+    print_report(report, args.out)
     return 0
 
 

@@ -170,6 +170,16 @@ def describe_tracks(tracker: Any, tracks: Sequence[Track], progress: bool = True
     ]
 
 
+def print_report(report: dict[str, Any], out: Path | None) -> None:
+    """A diagnostic's scores as JSON on stdout and, with `out`, in that file (written whole or not at all)."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out is not None:
+        from elysium.atomic import write_text_atomic
+
+        write_text_atomic(out, text + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="a saved Elysium (default: the packaged elysium-tiny)")
@@ -207,12 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         if described:
             texts = describe_tracks(tracker, described)
             report["looks"] = attribute_naming(texts, [track.description for track in described])
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out is not None:
-        from elysium.atomic import write_text_atomic
-
-        write_text_atomic(args.out, text + "\n")
+    print_report(report, args.out)
     return 0
 
 
