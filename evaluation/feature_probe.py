@@ -23,16 +23,17 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-# Generated attributes a probe names (training/synth.py's vocabularies).
+# Generated attributes a probe names (the keys of training/synth.py's `attributes`).
 ATTRIBUTES = ("color", "shape", "size", "texture")
 
 
 def target_features(model: Any, processor: Any, records: Sequence[dict[str, Any]], root: Path) -> np.ndarray:
     """`(len(records), hidden)`: the mean image token of the patches whose centre lies in each frame-0 box, in the
     tracker's square around it (whole frames for a model without `track_search_context`)."""
-    from elysium.processing.crops import box_in_crop, crop_image, square_around
+    from elysium.inference.tracker import ElysiumTracker
+    from elysium.processing.crops import box_in_crop, crop_image
 
-    context = getattr(model.config, "track_search_context", None)
+    tracker = ElysiumTracker(model, processor)
     vision = model.config.vision_config
     side = vision.image_size // vision.patch_size
     centres = (np.arange(side) + 0.5) / side
@@ -41,9 +42,8 @@ def target_features(model: Any, processor: Any, records: Sequence[dict[str, Any]
         with Image.open(root / record["frames"][0]) as image:
             frame = np.asarray(image.convert("RGB"))
         box = record["box"][0]
-        if context is not None:
-            size = (frame.shape[1], frame.shape[0])
-            region = square_around(box, size, context, min_side=min(size) / 4)
+        if tracker.search_context is not None:
+            region = tracker.square(box, (frame.shape[1], frame.shape[0]))
             frame, box = crop_image(frame, region), box_in_crop(box, region)
         pixels = processor.image_processor([frame])["pixel_values"].to(model.device, model.dtype)
         with torch.inference_mode():

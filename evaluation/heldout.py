@@ -45,6 +45,12 @@ class Track:
     frame_indices: list[int] = field(default_factory=list)
 
 
+def describe_tracks(tracker: Any, tracks: Sequence[Track], progress: bool = True) -> list[str]:
+    """The tracker's Video-REG description of each track's target, from its first box over its frames."""
+    described = tqdm(tracks, desc="descriptions", disable=not progress)
+    return [tracker.describe(track.frames, track.boxes[0].tolist()) for track in described]
+
+
 def load_tracks(annotations: str | Path, limit: int | None = None, max_frames: int | None = None) -> list[Track]:
     """Records of an ElysiumTrack JSONL whose frame paths are relative to the file's folder."""
     path = Path(annotations)
@@ -159,8 +165,7 @@ def score_heldout(
     if captions:
         from .captions import score_captions
 
-        described = tqdm(tracks, desc="held-out captions", disable=not progress)
-        predicted = {t.id: tracker.describe(t.frames, t.boxes[0].tolist()) for t in described}
+        predicted = dict(zip([t.id for t in tracks], describe_tracks(tracker, tracks, progress)))
         references = {t.id: t.description for t in tracks}
         common = Counter(references.values()).most_common(1)[0][0]
         report["video_reg"] = score_captions(predicted, references).to_dict()

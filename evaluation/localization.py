@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .heldout import Track
+from .heldout import Track, describe_tracks
 from .ope import rect_iou, xyxy_to_xywh
 
 
@@ -125,13 +125,12 @@ def next_frame_error(predictions: Sequence[np.ndarray], tracks: Sequence[Track])
     }
 
 
-# The generated set's words of looks (training/synth.py), one vocabulary an attribute; "plain" is never said.
-LOOKS = {
-    "colour": ("red", "green", "blue", "yellow", "purple", "orange", "white", "black"),
-    "shape": ("circle", "square", "triangle", "star", "diamond", "cross"),
-    "size": ("small", "medium", "large"),
-    "texture": ("striped", "dotted"),
-}
+def _looks() -> dict[str, tuple[str, ...]]:
+    """The generated set's words of looks (training/synth.py), one vocabulary an attribute; "plain" is never said."""
+    from elysium.training.synth import COLORS, SHAPES, SIZES, TEXTURES
+
+    textures = tuple(t for t in TEXTURES if t != "plain")
+    return {"color": tuple(COLORS), "shape": tuple(SHAPES), "size": tuple(SIZES), "texture": textures}
 
 
 def _looks_word(description: str, vocabulary: Sequence[str], default: str | None) -> str | None:
@@ -143,10 +142,10 @@ def _looks_word(description: str, vocabulary: Sequence[str], default: str | None
 
 
 def attribute_naming(descriptions: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
-    """Per attribute of `LOOKS`, the share of descriptions naming the reference's word (a texture left unsaid
-    matches a plain reference), beside the share the set's most common reference word would get."""
+    """Per attribute of the generated set's looks, the share of descriptions naming the reference's word (a texture
+    left unsaid matches a plain reference), beside the share the set's most common reference word would get."""
     report: dict[str, Any] = {"tracks": len(references)}
-    for attribute, vocabulary in LOOKS.items():
+    for attribute, vocabulary in _looks().items():
         default = "plain" if attribute == "texture" else None
         truth = [_looks_word(text, vocabulary, default) for text in references]
         said = [_looks_word(text, vocabulary, default) for text in descriptions]
@@ -160,14 +159,6 @@ def attribute_naming(descriptions: Sequence[str], references: Sequence[str]) -> 
             "most_common": round(values.count(common) / len(values), 4),
         }
     return report
-
-
-def describe_tracks(tracker: Any, tracks: Sequence[Track], progress: bool = True) -> list[str]:
-    """The tracker's Video-REG description of each track's target from its first box, as the held-out set's."""
-    return [
-        tracker.describe(track.frames, track.boxes[0].tolist())
-        for track in tqdm(tracks, desc="describing", disable=not progress)
-    ]
 
 
 def print_report(report: dict[str, Any], out: Path | None) -> None:

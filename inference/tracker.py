@@ -374,7 +374,7 @@ class ElysiumTracker:
                     stream.carry, stream.carry_feature, stream.first = new[0], None, False
                     yield stream.request, [(TrackedFrame(new[0].index, new[0].timestamp, list(stream.box)), new[0])]
 
-    def _square(self, box: Sequence[float], frame_size: tuple[int, int]) -> Region:
+    def square(self, box: Sequence[float], frame_size: tuple[int, int]) -> Region:
         """The normalized square `search_context` times normalized `box` around it, at least a quarter of the
         frame's shorter side (so a box that collapsed still finds its object)."""
         return square_around(box, frame_size, self.search_context, min_side=min(frame_size) / 4)
@@ -385,7 +385,7 @@ class ElysiumTracker:
         if self.search_context is None or stream.box is None:
             return None
         size = stream.frame_size
-        left, top, right, bottom = pixel_region(self._square(normalize_box(stream.box, size), size), size)
+        left, top, right, bottom = pixel_region(self.square(normalize_box(stream.box, size), size), size)
         crop = (left / size[0], top / size[1], right / size[0], bottom / size[1])
         return _SearchRegion(crop, (right - left, bottom - top), (left, top))
 
@@ -508,7 +508,7 @@ class ElysiumTracker:
             arrays = [arrays[i] for i in picks]
         box = normalize_box(check_box(box, size), size)
         if self.search_context is not None:  # the frames cut around the first box, as Video-REG trained with it
-            region = self._square(box, size)
+            region = self.square(box, size)
             arrays = [crop_image(array, region) for array in arrays]
             box = box_in_crop(box, region)
         prompt = self.processor.build_prompt(VIDEO_REG, len(arrays), box=box)

@@ -98,7 +98,7 @@ def test_cli_on_generated_data(model_dir, tmp_path, capsys):
     report = json.loads((tmp_path / "loc.json").read_text())
     assert report["grounding_whole"]["samples"] == 2 and report["grounding_crops"]["context"] == 2.0
     assert set(report["sot_motion"]) == {"tracks", "mean_cosine", "median_length_ratio"}
-    assert report["looks"]["tracks"] == 2 and {"colour", "shape", "size", "texture"} <= set(report["looks"])
+    assert report["looks"]["tracks"] == 2 and {"color", "shape", "size", "texture"} <= set(report["looks"])
     assert main(["--data", str(tmp_path / "nothing")]) == 2 and "elysium data synth" in capsys.readouterr().err
     (tmp_path / "data" / "annotations.jsonl").unlink()  # grounding only: no tracking part
     assert main([*common, "--out", str(tmp_path / "g.json")]) == 0
@@ -120,9 +120,9 @@ def test_attribute_naming_counts_the_looks_words_beside_the_most_common():
     ]
     report = attribute_naming(descriptions, references)
     assert report["tracks"] == 4
-    assert report["colour"] == {"model": 0.5, "most_common": 0.75}
+    assert report["color"] == {"model": 0.5, "most_common": 0.75}
     assert report["shape"] == {"model": 0.75, "most_common": 0.5}
     assert report["size"] == {"model": 0.75, "most_common": 0.5}
     # No texture word is plain (the generated descriptions' convention): 3 of 4, the dotted star missed
     assert report["texture"] == {"model": 0.75, "most_common": 0.5}
-    assert attribute_naming(references, references)["colour"]["model"] == 1.0
+    assert attribute_naming(references, references)["color"]["model"] == 1.0
