@@ -1,8 +1,9 @@
 """Supervised fine-tuning of Elysium: `accelerate launch training/sft.py --config training/configs/NAME.yaml`.
 
-TRL's `SFTTrainer` drives the loop (and its fused LM head computes the loss without materializing logits), but
-TRL 1.16 has no video, packing or padding-free support for vision models, so the dataset is ours (already
-tokenized: `skip_prepare_dataset`), the columns stay (`remove_unused_columns=False`) and the collator is ours.
+TRL's `SFTTrainer` drives the loop (its fused LM head computes the loss without materializing logits, here on the
+labelled positions only: `score_labelled_positions_only`), but TRL 1.16 has no video, packing or padding-free
+support for vision models, so the dataset is ours (already tokenized: `skip_prepare_dataset`), the columns stay
+(`remove_unused_columns=False`) and the collator is ours.
 Re-running the same command resumes from the last checkpoint in `output_dir` (weights, optimizer, scheduler,
 data position and RNG states; the data is a pure function of (seed, epoch, index), so it continues exactly).
 With `data.streaming: true` the track records are read as a stream (`max_steps` required); on resume Trainer
@@ -12,6 +13,7 @@ re-reads the stream and skips the batches already trained on, which gives the sa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import math
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import trl.trainer.utils as trl_utils
 from accelerate import PartialState
 from elysium.hub.export import make_hub_ready
 from elysium.training.callbacks import (
@@ -86,6 +89,10 @@ class ElysiumSFTTrainer(SFTTrainer):
         self.meter.add(inputs)
         return super().training_step(model, inputs, *args, **kwargs)
 
+    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any], *args: Any, **kwargs: Any):
+        with score_labelled_positions_only():
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # training logs only; all ranks log, so the reduction is collective
             tokens, frames, seconds = self.meter.read()
@@ -95,6 +102,24 @@ class ElysiumSFTTrainer(SFTTrainer):
             logs["tokens_per_second"] = round(float(totals[0]) / seconds, 1)
             logs["frames_per_second"] = round(float(totals[1]) / seconds, 2)
         super().log(logs, start_time)
+
+
+@contextlib.contextmanager
+def score_labelled_positions_only():
+    """Have TRL's fused LM head score only the positions that carry a label, on every device. Off CUDA/XPU it scores
+    every position (so that a compiled tile keeps one shape on Neuron), and an Elysium sequence is mostly image
+    tokens, which never carry one: on CPU that was a fifth of a tiny model's step (benchmarks/lm_head_positions.py).
+    The loss and gradients are the same either way (tests/test_sft_loss.py). TRL has no option for it, so this swaps
+    the one check it makes (`compact = _use_triton(device)`, TRL 1.16); a TRL without it keeps its own path."""
+    check = getattr(trl_utils, "_use_triton", None)
+    if check is None:
+        yield
+        return
+    trl_utils._use_triton = lambda device: True
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = check
 
 
 def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
