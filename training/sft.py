@@ -106,16 +106,17 @@ class ElysiumSFTTrainer(SFTTrainer):
 
 @contextlib.contextmanager
 def score_labelled_positions_only():
-    """Have TRL's fused LM head score only the positions that carry a label, on every device. Off CUDA/XPU it scores
-    every position (so that a compiled tile keeps one shape on Neuron), and an Elysium sequence is mostly image
-    tokens, which never carry one: on CPU that was a fifth of a tiny model's step (benchmarks/lm_head_positions.py).
-    The loss and gradients are the same either way (tests/test_sft_loss.py). TRL has no option for it, so this swaps
-    the one check it makes (`compact = _use_triton(device)`, TRL 1.16); a TRL without it keeps its own path."""
+    """Have TRL's fused LM head score only the positions that carry a label on CPU, as it does on CUDA/XPU. Elsewhere
+    it scores every position (so that a compiled tile keeps one shape on Neuron), and an Elysium sequence is mostly
+    image tokens, which never carry one: on CPU that was a fifth of a tiny model's step
+    (benchmarks/lm_head_positions.py). The loss and gradients are the same either way (tests/test_sft_loss.py).
+    TRL has no option for it, so this wraps the one check it makes (`compact = _use_triton(device)`, TRL 1.16); a
+    TRL without that check keeps its own path."""
     check = getattr(trl_utils, "_use_triton", None)
     if check is None:
         yield
         return
-    trl_utils._use_triton = lambda device: True
+    trl_utils._use_triton = lambda device: check(device) or device.type == "cpu"
     try:
         yield
     finally:
