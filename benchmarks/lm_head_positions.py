@@ -14,6 +14,7 @@ which never carry a label.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
@@ -57,10 +58,7 @@ def batches(processor: ElysiumProcessor, args: argparse.Namespace, folder: str) 
 
 def timed_step(model, optimizer, batch: dict, labelled_only: bool) -> float:
     start = time.perf_counter()
-    if labelled_only:
-        with score_labelled_positions_only():
-            loss = model(**batch, fused_lm_head=True).loss
-    else:
+    with score_labelled_positions_only() if labelled_only else contextlib.nullcontext():
         loss = model(**batch, fused_lm_head=True).loss
     loss.backward()
     optimizer.step()

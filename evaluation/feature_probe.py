@@ -12,7 +12,6 @@ the vision tower gives it; a probe near the most common class says the vision to
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,8 +89,10 @@ def linear_probe(
 
 
 def _records(folder: Path, limit: int | None) -> list[dict[str, Any]]:
-    lines = (folder / "annotations.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
+    """The generated tracks with attributes (undecodable lines skipped, as training reads them)."""
+    from elysium.training.records import SkipCounts, read_jsonl_lenient
+
+    records = read_jsonl_lenient(folder / "annotations.jsonl", SkipCounts())
     return [r for r in records if r.get("metadata", {}).get("attributes")][:limit]
 
 

@@ -19,7 +19,7 @@ def _loss_and_grads(model, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]
     return outputs.loss.detach(), grads, outputs.label_mask
 
 
-def test_labelled_positions_only_give_the_same_loss_and_gradients(model, processor):
+def test_labelled_positions_only_give_the_same_loss_and_gradients(model, processor, monkeypatch):
     batch = ElysiumCollator(processor.tokenizer.pad_token_id)(_samples(processor))
     labelled = (batch["labels"][:, 1:] != -100).sum().item()
     assert 0 < labelled < batch["labels"][:, 1:].numel() / 2, "most positions must carry no label for this to matter"
@@ -35,13 +35,10 @@ def test_labelled_positions_only_give_the_same_loss_and_gradients(model, process
         calls.append(hidden.shape[0])
         return original(hidden, *args)
 
-    trl_utils._ChunkedLogProbFunction.apply = counting
-    try:
-        every_loss, every_grads, every_mask = _loss_and_grads(model, batch)
-        with score_labelled_positions_only():
-            only_loss, only_grads, only_mask = _loss_and_grads(model, batch)
-    finally:
-        trl_utils._ChunkedLogProbFunction.apply = original
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counting)
+    every_loss, every_grads, every_mask = _loss_and_grads(model, batch)
+    with score_labelled_positions_only():
+        only_loss, only_grads, only_mask = _loss_and_grads(model, batch)
 
     assert calls == [batch["labels"][:, 1:].numel(), labelled]  # TRL's CPU path scores all; ours the labelled ones
     assert torch.equal(every_mask, only_mask)
