@@ -14,41 +14,18 @@ numbers stay close.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
-import tempfile
 
 import torch
-from elysium.modeling_elysium import ElysiumForConditionalGeneration
-from elysium.processing import ElysiumProcessor
-from elysium.training.model_setup import resize_frames
-from lm_head_positions import DEFAULT_MODEL, batches, timed_step
-from trl.trainer.utils import add_fused_lm_head
+from lm_head_positions import step_setup, timed_step
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--stage", default="frames-96", help="the tiny.yaml stage whose clips to draw")
-    parser.add_argument(
-        "--image-size", type=int, help="take the model to these frames first (e.g. 64 for a 64-px stage)"
-    )
-    args = parser.parse_args()
+    args, model, optimizer, data = step_setup(__doc__.split("\n")[0])
     flags = set(open("/proc/cpuinfo").read().split()) if os.path.exists("/proc/cpuinfo") else set()
     units = [unit for unit in ("avx512_bf16", "amx_bf16") if unit in flags] or ["no bfloat16 units listed"]
     print(f"CPU: {torch.backends.cpu.get_cpu_capability()}, {', '.join(units)}, {torch.get_num_threads()} threads")
-
-    model = ElysiumForConditionalGeneration.from_pretrained(args.model, attn_implementation="sdpa").train()
-    processor = ElysiumProcessor.from_pretrained(args.model)
-    if args.image_size and args.image_size != model.config.vision_config.image_size:
-        resize_frames(model, processor, args.image_size)
-    add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))  # as SFTTrainer does
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
-    with tempfile.TemporaryDirectory() as folder:
-        data = batches(processor, args, folder)
     print(f"{args.model}, {args.stage}'s clips, batch {args.batch}, {args.steps} steps a mode")
 
     with torch.no_grad():  # the same batch's loss both ways, before any step moves the weights

@@ -66,8 +66,9 @@ def timed_step(model, optimizer, batch: dict, labelled_only: bool) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def step_setup(description: str) -> tuple[argparse.Namespace, torch.nn.Module, torch.optim.Optimizer, list[dict]]:
+    """The command line, model, optimizer and batches this script and `cpu_bf16.py` time their steps with."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
@@ -85,6 +86,11 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
     with tempfile.TemporaryDirectory() as folder:
         data = batches(processor, args, folder)
+    return args, model, optimizer, data
+
+
+def main() -> None:
+    args, model, optimizer, data = step_setup(__doc__.split("\n")[0])
     positions = sum(b["labels"][:, 1:].numel() for b in data)
     labelled = sum(int((b["labels"][:, 1:] != -100).sum()) for b in data)
     size = model.config.vision_config.image_size
