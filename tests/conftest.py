@@ -7,8 +7,10 @@ Nothing downloads: the model and tokenizer are the ones `tiny: true` trains (`tr
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
+import PIL.Image
 import pytest
 import torch
 
@@ -18,6 +20,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from elysium.modeling_elysium import ElysiumForConditionalGeneration  # noqa: E402
 from elysium.processing import ElysiumImageProcessor, ElysiumProcessor  # noqa: E402
 from elysium.training.model_setup import tiny_model_config  # noqa: E402
+from elysium.training.samples import SampleBuilder  # noqa: E402
 from elysium.training.synth import synth_tokenizer  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
@@ -42,6 +45,34 @@ def processor(tokenizer):
         tokenizer,
         num_image_tokens=T_SELECTOR_TOKENS,
     )
+
+
+@pytest.fixture()
+def encoded_samples(processor):
+    """`encoded_samples(count=4)`: mixed-length encoded samples (2..8 frames, all three video tasks) on
+    random-pixel frames, for the collator and loss tests."""
+
+    def build(count: int = 4) -> list[dict]:
+        builder = SampleBuilder(processor)
+        rng = random.Random(3)
+        record = {
+            "frames": [f"{i:06d}.jpg" for i in range(40)],
+            "box": [[0.1 + i / 200, 0.2, 0.4 + i / 200, 0.6] for i in range(40)],
+            "object_description": "a small red circle moving left",
+        }
+        samples, generator = [], torch.Generator().manual_seed(0)
+        while len(samples) < count:
+            example = builder.track_example(record, rng)
+            frames = [
+                PIL.Image.fromarray(
+                    torch.randint(0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3), generator=generator, dtype=torch.uint8).numpy()
+                )
+                for _ in example.frames
+            ]
+            samples.append(builder.encode(example, frames))
+        return samples
+
+    return build
 
 
 @pytest.fixture()

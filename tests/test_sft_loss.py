@@ -7,7 +7,6 @@ import torch
 import trl.trainer.utils as trl_utils
 from elysium.training.collator import ElysiumCollator
 from elysium.training.sft import score_labelled_positions_only
-from test_training_collator import _samples
 from trl.trainer.utils import add_fused_lm_head
 
 
@@ -19,8 +18,8 @@ def _loss_and_grads(model, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]
     return outputs.loss.detach(), grads, outputs.label_mask
 
 
-def test_labelled_positions_only_give_the_same_loss_and_gradients(model, processor, monkeypatch):
-    batch = ElysiumCollator(processor.tokenizer.pad_token_id)(_samples(processor))
+def test_labelled_positions_only_give_the_same_loss_and_gradients(model, processor, encoded_samples, monkeypatch):
+    batch = ElysiumCollator(processor.tokenizer.pad_token_id)(encoded_samples())
     labelled = (batch["labels"][:, 1:] != -100).sum().item()
     assert 0 < labelled < batch["labels"][:, 1:].numel() / 2, "most positions must carry no label for this to matter"
     with torch.no_grad():

@@ -2,34 +2,10 @@
 
 from __future__ import annotations
 
-import random
-
-import PIL.Image
 import pytest
 import torch
 import torch.nn.functional as F
 from elysium.training.collator import ElysiumCollator
-from elysium.training.samples import SampleBuilder
-
-
-def _samples(processor, count: int = 4) -> list[dict]:
-    """Mixed-length encoded samples (2..8 frames, all three video tasks) on random-pixel frames."""
-    builder = SampleBuilder(processor)
-    rng = random.Random(3)
-    record = {
-        "frames": [f"{i:06d}.jpg" for i in range(40)],
-        "box": [[0.1 + i / 200, 0.2, 0.4 + i / 200, 0.6] for i in range(40)],
-        "object_description": "a small red circle moving left",
-    }
-    samples, generator = [], torch.Generator().manual_seed(0)
-    while len(samples) < count:
-        example = builder.track_example(record, rng)
-        frames = [
-            PIL.Image.fromarray(torch.randint(0, 255, (28, 28, 3), generator=generator, dtype=torch.uint8).numpy())
-            for _ in example.frames
-        ]
-        samples.append(builder.encode(example, frames))
-    return samples
 
 
 def _per_sample_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -38,9 +14,9 @@ def _per_sample_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
-def test_padding_free_losses_equal_padded(model, processor, attention):
+def test_padding_free_losses_equal_padded(model, processor, encoded_samples, attention):
     model.set_attn_implementation(attention)
-    samples = _samples(processor)
+    samples = encoded_samples()
     lengths = [len(s["input_ids"]) for s in samples]
     assert len(set(lengths)) > 1, "the batch must mix lengths for padding to matter"
     pad_id = processor.tokenizer.pad_token_id
@@ -68,10 +44,10 @@ def test_padding_free_losses_equal_padded(model, processor, attention):
         torch.testing.assert_close(model(**flat).loss, model(**padded).loss, atol=1e-5, rtol=0)
 
 
-def test_packed_samples_leak_without_restarting_positions(model, processor):
+def test_packed_samples_leak_without_restarting_positions(model, processor, encoded_samples):
     """Control: the same flat row with plain 0..N positions lets samples attend to each other, changing losses."""
     model.set_attn_implementation("sdpa")
-    samples = _samples(processor, count=2)
+    samples = encoded_samples(count=2)
     flat = ElysiumCollator(processor.tokenizer.pad_token_id, padding_free=True)(samples)
     n0 = len(samples[0]["input_ids"])
     leaked = {**flat, "position_ids": torch.arange(flat["input_ids"].shape[1]).unsqueeze(0)}
