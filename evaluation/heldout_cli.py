@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from elysium.inference.cli import UserError
-from elysium.inference.track_cli import add_search_context_argument
+from elysium.inference.track_cli import add_search_arguments
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SYNTH_SIZE = (160, 120)
@@ -130,11 +130,14 @@ def evaluate_model(
 
     start = time.perf_counter()
     model, processor = load_model_and_processor(path, args.device)
-    tracker = ElysiumTracker(model, processor, args.clip_len, args.max_new_tokens, search_context=args.search_context)
+    tracker = ElysiumTracker(
+        model, processor, args.clip_len, args.max_new_tokens, search_context=args.search_context, views=args.views
+    )
     predictions = track_heldout(tracker, tracks, args.batch_size, progress=not args.quiet)
     report = score_heldout(tracker, tracks, predictions, captions=not args.no_captions, progress=not args.quiet)
     report["search_context"] = tracker.search_context  # what "model" resolved to: None = whole frames
     report["clip_len"] = tracker.clip_len
+    report["views"] = tracker.views
     del tracker, model
     gc.collect()
     baselines = {
@@ -210,6 +213,7 @@ def run_heldout(args: argparse.Namespace) -> int:
         "frames": sum(len(t.frames) for t in tracks),
         "clip_len": args.clip_len,
         "search_context": args.search_context,
+        "views": args.views,
         "protocol": PROTOCOL,
         "captions": not args.no_captions,
         "batch_size": args.batch_size,
@@ -255,7 +259,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--clip-len", type=int, default=None, help="frames a clip (default: as each model was trained, else 8)"
     )
-    add_search_context_argument(parser)
+    add_search_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="tracks tracked together (default 8)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="cap on generated tokens a clip")
     parser.add_argument("--failures", type=int, default=2, help="failure images per condition and task (default 2)")

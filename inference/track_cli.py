@@ -133,7 +133,9 @@ def run_track(args: argparse.Namespace) -> int:
     if box is not None:
         check_box(box, probe_source.frame_size, what="--box")
     model, processor = load_model_and_processor(args.model, args.device)
-    tracker = ElysiumTracker(model, processor, args.clip_len, args.max_new_tokens, search_context=args.search_context)
+    tracker = ElysiumTracker(
+        model, processor, args.clip_len, args.max_new_tokens, search_context=args.search_context, views=args.views
+    )
     out_dir = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_track")
     result, data, json_path, video_path = track_to_files(
         tracker,
@@ -219,13 +221,30 @@ def _search_context(text: str) -> float | str | None:
     return value
 
 
-def add_search_context_argument(parser: argparse.ArgumentParser) -> None:
+def _views(text: str) -> int | str:
+    """`--views`: "model" (the model's config's track_views) or a number of test-time views >= 1."""
+    if text.strip().lower() == "model":
+        return "model"
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 'model' or a number of test-time views >= 1 (1: none)")
+    return int(text)
+
+
+def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """How each clip is cut: `--search-context` (the square) and `--views` (test-time views of it)."""
     parser.add_argument(
         "--search-context",
         type=_search_context,
         default="model",
         help="cut each clip to a square this many times the target's last box; 'none': whole frames "
         "(default: as the model was trained, its config's track_search_context)",
+    )
+    parser.add_argument(
+        "--views",
+        type=_views,
+        default="model",
+        help="test-time views of each square (the square, mirrored, shifted by half a patch, ...), their boxes "
+        "combined frame by frame; each view is one more pass (default: the model's config's track_views, else 1)",
     )
 
 
@@ -251,7 +270,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="frames per clip; clips overlap by one (default: as the model was trained, else 8)",
     )
     track.add_argument("--max-new-tokens", type=int, default=None, help="answer length cap a clip (default: fits)")
-    add_search_context_argument(track)
+    add_search_arguments(track)
     track.add_argument("--allow-truncated", action="store_true", help="track what decodes of a damaged video")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
     track.set_defaults(run=run_track)

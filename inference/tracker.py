@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -147,6 +147,7 @@ class _Stream:
     carry: FrameItem | None = None
     carry_feature: torch.Tensor | None = None
     pending: list[FrameItem] = field(default_factory=list)  # RSOT frames before the object was first found
+    refining: bool = False  # RSOT: the first clip asked again as SOT from the box its expression found
     num_clips: int = 0
     done: bool = False
 
@@ -156,21 +157,71 @@ def _full_frame(item: FrameItem) -> np.ndarray:
     return item.original if item.original is not None else item.frame
 
 
+def _within(value: int, low: int, high: int, fallback: int) -> int:
+    """`value` moved into `[low, high]` (a shifted square that still holds the box and stays in the frame), or
+    `fallback` where no position does."""
+    return fallback if low > high else min(max(value, low), high)
+
+
 class _SearchRegion(NamedTuple):
     """A clip's square of the frame: normalized `crop` (to cut frames of any size), its pixel `size` and the
-    pixel `offset` of its top-left corner (to move pixel boxes between the frame and the square)."""
+    pixel `offset` of its top-left corner (to move pixel boxes between the frame and the square). `mirrored`
+    views show the square flipped left to right (a test-time view; boxes are flipped back)."""
 
     crop: Region
     size: tuple[int, int]
     offset: tuple[int, int]
+    mirrored: bool = False
+
+    def cut(self, frame: np.ndarray) -> np.ndarray:
+        square = crop_image(frame, self.crop)
+        return square[:, ::-1] if self.mirrored else square
+
+    def prompt_box(self, box: Sequence[float]) -> list[float]:
+        """A normalized frame box in the normalized coordinates of the view."""
+        x1, y1, x2, y2 = box_in_crop(box, self.crop)
+        return [1.0 - x2, y1, 1.0 - x1, y2] if self.mirrored else [x1, y1, x2, y2]
 
     def to_region(self, box: Sequence[float]) -> list[float]:
         dx, dy = self.offset
-        return [box[0] - dx, box[1] - dy, box[2] - dx, box[3] - dy]
+        return self._mirror([box[0] - dx, box[1] - dy, box[2] - dx, box[3] - dy])
 
     def to_frame(self, box: Sequence[float]) -> list[float]:
+        x1, y1, x2, y2 = self._mirror(box)
         dx, dy = self.offset
-        return [box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy]
+        return [x1 + dx, y1 + dy, x2 + dx, y2 + dy]
+
+    def _mirror(self, box: Sequence[float]) -> list[float]:
+        if not self.mirrored:
+            return list(box)
+        width = self.size[0]
+        return [width - box[2], box[1], width - box[0], box[3]]
+
+
+# Test-time views of a search region, in the order `views` takes them: (shift of the square along both axes, in
+# vision patches, mirrored). Shifted by half a patch the target falls on other patch borders, and mirrored the
+# model reads it the other way round, so the views' errors are partly independent and their median box is more
+# exact than one view's (docs/elysium-tiny/localization.md, "Test-time views").
+VIEWS: tuple[tuple[float, bool], ...] = ((0.0, False), (0.0, True), (0.5, False), (0.5, True), (-0.5, False))
+
+
+def combine_views(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One answer from the answers of several views of a clip (frame boxes): per frame, the coordinate-wise median
+    of the views whose box was read from the model's text (of every view where none was), repaired only if all
+    were."""
+    if len(results) == 1:
+        return results[0]
+    boxes, repaired = [], []
+    for frame in range(len(results[0]["boxes"])):
+        answers = [(r["boxes"][frame], bool(r["repaired"][frame])) for r in results if r["boxes"][frame] is not None]
+        if not answers:
+            boxes.append(None)
+            repaired.append(True)
+            continue
+        read = [box for box, was_repaired in answers if not was_repaired] or [box for box, _ in answers]
+        boxes.append(np.median(np.asarray(read, dtype=np.float64), axis=0).tolist())
+        repaired.append(all(was_repaired for _, was_repaired in answers))
+    return {**results[0], "boxes": boxes, "repaired": repaired, "num_repaired": sum(repaired)}
 
 
 DEFAULT_CLIP_LEN = 8  # the paper's clips, for a model whose config does not say how it was trained
@@ -182,6 +233,11 @@ class ElysiumTracker:
     `clip_len` (default: the model's `config.track_clip_len`, else 8): frames a clip, consecutive clips sharing one.
     `search_context` (default: the model's `config.track_search_context`): cut each clip to a square this many
     times the target's last box and track in it, as the model was trained; None tracks on whole frames.
+    `views` (default: the model's `config.track_views`, else 1): test-time views of each search region (`VIEWS`:
+    the square, mirrored, shifted by half a patch, ...) whose answers are combined frame by frame; each view costs
+    one more pass of the clip through the vision tower and the LLM.
+    `refine_found` (with search regions): RSOT asks its first clip on whole frames, then again as SOT in the square
+    around the box it found, and keeps the second answer.
 
     `stats` accumulates seconds spent decoding frames, preprocessing them, in the vision tower (with T-Selector and
     projector) and in the language model (`generate`), so the cost of each part can be measured.
@@ -194,6 +250,8 @@ class ElysiumTracker:
         clip_len: int | None = None,
         max_new_tokens: int | None = None,
         search_context: float | str | None = "model",
+        views: int | str = "model",
+        refine_found: bool = True,
     ):
         if clip_len is None:  # as the model was trained (`ElysiumConfig.track_clip_len`), else the paper's 8
             clip_len = getattr(model.config, "track_clip_len", None) or DEFAULT_CLIP_LEN
@@ -207,6 +265,14 @@ class ElysiumTracker:
                 "for whole frames, or 'model' for the model's own setting."
             )
         self.search_context = None if search_context is None else float(search_context)
+        self.refine_found = refine_found and self.search_context is not None
+        if views == "model":  # as tuned for the model on held-out videos (`ElysiumConfig.track_views`)
+            views = getattr(model.config, "track_views", None) or 1
+        if not isinstance(views, int) or not 1 <= views <= len(VIEWS):
+            raise ValueError(f"views={views!r}: give a number of test-time views from 1 to {len(VIEWS)}, or 'model'.")
+        self.views = views
+        vision = getattr(model.config, "vision_config", None)
+        self.patch_fraction = getattr(vision, "patch_size", 0) / max(getattr(vision, "image_size", 1), 1)
         self.model = model
         self.processor = processor
         self.tokenizer = processor.tokenizer
@@ -317,41 +383,46 @@ class ElysiumTracker:
             if not clips:
                 continue
             # Whole frames: only the new frames are encoded (the carried one's tokens are cached). Search regions:
-            # the clip's frames, the carried one too, are cut around the stream's last box and encoded anew.
-            regions = [self._search_region(stream) for stream, _ in clips]
+            # the clip's frames, the carried one too, are cut around the stream's last box (in each view) and
+            # encoded anew.
+            views = [self._search_regions(stream) for stream, _ in clips]
             clip_items = [new if stream.first else [stream.carry, *new] for stream, new in clips]
             to_encode, spans = [], []
-            for (_, new), items, region in zip(clips, clip_items, regions):
-                encoded = new if region is None else items
-                spans.append((len(to_encode), len(encoded)))
-                if region is None:
+            for (_, new), items, regions in zip(clips, clip_items, views):
+                if regions is None:
+                    spans.append([(len(to_encode), len(new))])
                     to_encode.extend(item.frame for item in new)
-                else:
-                    to_encode.extend(crop_image(_full_frame(item), region.crop) for item in items)
+                    continue
+                spans.append([])
+                for region in regions:
+                    spans[-1].append((len(to_encode), len(items)))
+                    to_encode.extend(region.cut(_full_frame(item)) for item in items)
             features = self._encode_frames(to_encode)
-            self.stats["frames"] += sum(len(new) for _, new in clips)
+            self.stats["frames"] += sum(len(new) for stream, new in clips if not stream.refining)
             prompts, clip_features, asked = [], [], []
-            for (stream, _), items, region, (offset, count) in zip(clips, clip_items, regions, spans):
-                own = features[offset : offset + count]
-                feats = own if stream.first or region is not None else [stream.carry_feature, *own]
+            for (stream, _), items, regions, stream_spans in zip(clips, clip_items, views, spans):
                 if stream.first and stream.box is not None and len(items) == 1:
                     continue  # a one-frame video with a box: nothing to ask
-                if stream.box is None:
-                    prompt = self.processor.build_prompt(RSOT, len(items), expression=stream.expression)
-                else:
-                    box = normalize_box(stream.box, stream.frame_size)
-                    if region is not None:
-                        box = box_in_crop(box, region.crop)
-                    prompt = self.processor.build_prompt(SOT, len(items), box=box)
-                prompts.append(prompt)
-                clip_features.extend(feats)
-                asked.append((stream, items, feats, region))
+                for region, (offset, count) in zip(regions or [None], stream_spans):
+                    own = features[offset : offset + count]
+                    feats = own if stream.first or region is not None else [stream.carry_feature, *own]
+                    if stream.box is None:
+                        prompt = self.processor.build_prompt(RSOT, len(items), expression=stream.expression)
+                    else:
+                        box = normalize_box(stream.box, stream.frame_size)
+                        if region is not None:
+                            box = region.prompt_box(box)
+                        prompt = self.processor.build_prompt(SOT, len(items), box=box)
+                    prompts.append(prompt)
+                    clip_features.extend(feats)
+                    asked.append((stream, items, feats, region))
             texts: list[str] = []
             if prompts:
                 budget = max(self._answer_budget(len(items)) for _, items, _, _ in asked)
                 texts = self._generate(prompts, clip_features, budget)
-                self.stats["clips"] += len(prompts)
-            # Answers are read in the pixels of what the model saw (a region or the frame), then moved to the frame.
+                self.stats["clips"] += len({id(stream) for stream, _, _, _ in asked})
+            # Answers are read in the pixels of what the model saw (a view or the frame), then moved to the frame,
+            # and a stream's views are combined into one answer.
             parsed = (
                 self.processor.post_process_tracking(
                     texts,
@@ -362,10 +433,14 @@ class ElysiumTracker:
                 if asked
                 else []
             )
-            for result, (_, _, _, region) in zip(parsed, asked):
+            by_stream: dict[int, list[dict[str, Any]]] = {}
+            first_view: dict[int, tuple[list[FrameItem], list[torch.Tensor]]] = {}
+            for result, (stream, items, feats, region) in zip(parsed, asked):
                 if region is not None:
                     result["boxes"] = [None if b is None else region.to_frame(b) for b in result["boxes"]]
-            answers = {id(stream): (items, feats, result) for (stream, items, feats, _), result in zip(asked, parsed)}
+                by_stream.setdefault(id(stream), []).append(result)
+                first_view.setdefault(id(stream), (items, feats))
+            answers = {key: (*first_view[key], combine_views(results)) for key, results in by_stream.items()}
             for stream, new in clips:
                 if id(stream) in answers:
                     items, feats, result = answers[id(stream)]
@@ -379,15 +454,23 @@ class ElysiumTracker:
         frame's shorter side (so a box that collapsed still finds its object)."""
         return square_around(box, frame_size, self.search_context, min_side=min(frame_size) / 4)
 
-    def _search_region(self, stream: _Stream) -> _SearchRegion | None:
-        """The square around the stream's last box the next clip is cut to, on whole pixels; None on whole frames
-        (no search context, or RSOT before the object is found)."""
+    def _search_regions(self, stream: _Stream) -> list[_SearchRegion] | None:
+        """The views of the square around the stream's last box the next clip is cut to, on whole pixels; None on
+        whole frames (no search context, or RSOT before the object is found)."""
         if self.search_context is None or stream.box is None:
             return None
         size = stream.frame_size
         left, top, right, bottom = pixel_region(self.square(normalize_box(stream.box, size), size), size)
-        crop = (left / size[0], top / size[1], right / size[0], bottom / size[1])
-        return _SearchRegion(crop, (right - left, bottom - top), (left, top))
+        width, height = right - left, bottom - top
+        x1, y1, x2, y2 = stream.box
+        regions = []
+        for shift, mirrored in VIEWS[: self.views]:
+            step = round(shift * self.patch_fraction * width)  # the square is cut square, so one step both ways
+            x = _within(left + step, max(0, math.ceil(x2) - width), min(math.floor(x1), size[0] - width), left)
+            y = _within(top + step, max(0, math.ceil(y2) - height), min(math.floor(y1), size[1] - height), top)
+            crop = (x / size[0], y / size[1], (x + width) / size[0], (y + height) / size[1])
+            regions.append(_SearchRegion(crop, (width, height), (x, y), mirrored))
+        return regions
 
     def _advance(
         self, stream: _Stream, items: list[FrameItem], feats: list[torch.Tensor], result: dict[str, Any]
@@ -395,6 +478,12 @@ class ElysiumTracker:
         """Record a clip's answer: emit its new frames and carry its last frame, feature and box to the next clip."""
         stream.num_clips += 1
         boxes, repaired = result["boxes"], result["repaired"]
+        if self.refine_found and stream.first and stream.box is None and boxes and boxes[0] is not None:
+            # RSOT found the object on whole frames: ask the same clip again as SOT in the square around the
+            # found box, whose answer (frame 1's too) is read at the resolution the tracker follows it at.
+            stream.box, stream.refining = list(boxes[0]), True
+            stream.items = chain(items, stream.items)
+            return []
         emitted: list[tuple[TrackedFrame, FrameItem]] = []
         skip = 0 if stream.first else 1  # the overlap frame was emitted with the previous clip
         if boxes and boxes[0] is None:  # RSOT and nothing readable yet: wait for a clip that finds the object
@@ -412,13 +501,13 @@ class ElysiumTracker:
                 stream.pending = []
             for position in range(skip, len(items)):
                 item = items[position]
-                if stream.first and position == 0 and stream.box is not None:
+                if stream.first and position == 0 and stream.box is not None and not stream.refining:
                     frame = TrackedFrame(item.index, item.timestamp, list(stream.box), False)  # the given box
                 else:
                     frame = TrackedFrame(item.index, item.timestamp, list(boxes[position]), bool(repaired[position]))
                 emitted.append((frame, item))
             stream.box = list(boxes[-1])
-        stream.first = False
+        stream.first = stream.refining = False
         stream.carry, stream.carry_feature = items[-1], feats[-1]
         return emitted
 

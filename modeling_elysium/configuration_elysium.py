@@ -32,6 +32,9 @@ class ElysiumConfig(PreTrainedConfig):
     track_clip_len (`int`, *optional*):
         Frames a tracking clip, as the model was trained (its longest clips); `ElysiumTracker`'s default. `None`
         (the released model): 8, as the paper tracks.
+    track_views (`int`, *optional*):
+        Test-time views of each search region `ElysiumTracker` combines by default (the square, mirrored, shifted
+        by half a patch, ...), as tuned on held-out videos. `None`: one, the square alone.
 
     Example:
 
@@ -72,6 +75,7 @@ class ElysiumConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
     track_search_context: float | None = None
     track_clip_len: int | None = None
+    track_views: int | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -89,6 +93,10 @@ class ElysiumConfig(PreTrainedConfig):
             raise ValueError(
                 f"track_clip_len={self.track_clip_len!r}: clips overlap by one frame, so give an int >= 2 (e.g. 8), "
                 "or None for the paper's 8."
+            )
+        if self.track_views is not None and not (isinstance(self.track_views, int) and self.track_views >= 1):
+            raise ValueError(
+                f"track_views={self.track_views!r}: give a number of test-time views >= 1, or None for one."
             )
 
     @property

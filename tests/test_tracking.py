@@ -374,3 +374,103 @@ def test_clip_len_defaults_to_the_models_own_and_is_checked(model, processor, mo
             ElysiumTracker(model, processor, clip_len=bad)
     with pytest.raises(ValueError, match="track_clip_len"):
         type(model.config)(**{**model.config.to_dict(), "track_clip_len": 1})
+
+
+# -- test-time views ----------------------------------------------------------------------------------------------
+
+
+def test_views_mirror_and_shift_the_square_and_take_the_median_answer(model, processor, tokenizer, monkeypatch):
+    """Three views of a 50-px square (search context 5) around a 10-px target near the left edge: the square, the
+    square mirrored, and the square shifted by half a patch (12 px of 50 for the test model's 2x2 patches) as far
+    as it still holds the box. Each view is prompted in its own coordinates, each answers a different frame box,
+    and the track is their coordinate-wise median. Expected values are worked out by hand below."""
+    monkeypatch.setattr(model.config, "track_search_context", 5.0)
+    tracker = ElysiumTracker(model, processor, max_new_tokens=12, views=3)
+    encoded: list[np.ndarray] = []
+    real_encode = tracker._encode_frames
+    monkeypatch.setattr(tracker, "_encode_frames", lambda frames: encoded.extend(frames) or real_encode(frames))
+    frames = [square_at(4, 50)] * 8  # one clip of 8
+    # the base square is (2, 30)-(52, 80); the shifted one (4, 42)-(54, 92): +12 down, +2 right (the box's edge)
+    answers = [
+        format_track([[0.2, 0.4, 0.4, 0.6]] * 8),  # the square: frame box (12, 50)-(22, 60)
+        format_track([[0.64, 0.4, 0.84, 0.6]] * 8),  # mirrored: (8, 20)-(18, 30) of the square -> (10, 50)-(20, 60)
+        format_track([[0.04, 0.16, 0.24, 0.36]] * 8),  # shifted: (2, 8)-(12, 18) of it -> (6, 50)-(16, 60)
+    ]
+    seen: list[str] = []
+    script_generate(model, tokenizer, answers, seen)
+    result = tracker.track(frames, box=[4, 50, 14, 60])
+
+    assert format_box([0.04, 0.4, 0.24, 0.6]) in seen[0]
+    assert format_box([0.76, 0.4, 0.96, 0.6]) in seen[1]  # the prompt's box mirrored too
+    assert format_box([0.0, 0.16, 0.2, 0.36]) in seen[2]
+    assert [f.shape for f in encoded] == [(50, 50, 3)] * 24
+    white = [np.argwhere(encoded[i][..., 0] == 255) for i in (0, 8, 16)]
+    assert [(w.min(0).tolist(), w.max(0).tolist()) for w in white] == [
+        ([20, 2], [29, 11]),
+        ([20, 38], [29, 47]),  # mirrored: columns 2..11 -> 49-11..49-2
+        ([8, 0], [17, 9]),
+    ]
+    assert result.frames[0].box == [4, 50, 14, 60]  # the given box
+    assert all(f.box == pytest.approx([10, 50, 20, 60]) for f in result.frames[1:])  # the median of 12, 10, 6 ...
+    assert result.num_repaired == 0
+
+
+def test_combined_views_prefer_boxes_read_from_the_answer():
+    from elysium.inference.tracker import combine_views
+
+    read = {"boxes": [[0, 0, 10, 10], [2, 0, 12, 10]], "repaired": [False, True], "num_repaired": 1}
+    other = {"boxes": [[0, 0, 10, 10], [6, 0, 16, 10]], "repaired": [False, False], "num_repaired": 0}
+    carried = {"boxes": [[0, 0, 10, 10], [0, 0, 10, 10]], "repaired": [False, True], "num_repaired": 1}
+    combined = combine_views([read, other, carried])
+    assert combined["boxes"][1] == [6, 0, 16, 10]  # only the one view that read a box for frame 2
+    assert combined["repaired"] == [False, False] and combined["num_repaired"] == 0
+    lost = combine_views([{**carried, "repaired": [True, True]}] * 2)
+    assert lost["repaired"] == [True, True] and lost["boxes"][1] == [0, 0, 10, 10]
+
+
+def test_views_default_to_the_models_own_and_are_checked(model, processor, monkeypatch, capsys):
+    from elysium.inference.cli import build_parser
+
+    assert ElysiumTracker(model, processor).views == 1
+    monkeypatch.setattr(model.config, "track_views", 4)
+    assert ElysiumTracker(model, processor).views == 4
+    assert ElysiumTracker(model, processor, views=2).views == 2
+    for bad in (0, 99, 1.5, "two"):
+        with pytest.raises(ValueError, match="views"):
+            ElysiumTracker(model, processor, views=bad)
+    with pytest.raises(ValueError, match="track_views"):
+        type(model.config)(**{**model.config.to_dict(), "track_views": 0})
+    parser = build_parser()
+    video = ["track", "v.mp4", "--box", "0,0,4,4"]
+    assert parser.parse_args(video).views == "model"
+    assert parser.parse_args([*video, "--views", "3"]).views == 3
+    for bad in ("0", "many"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*video, "--views", bad])
+        assert "test-time views" in capsys.readouterr().err
+
+
+def test_rsot_asks_its_first_clip_again_in_the_square_around_what_it_found(model, processor, tokenizer, monkeypatch):
+    """RSOT with search regions: the first clip on whole frames finds a rough box; the same clip is asked again as
+    SOT in the square around it, and that answer is the track, its first frame included."""
+    monkeypatch.setattr(model.config, "track_search_context", 5.0)
+    tracker = ElysiumTracker(model, processor, clip_len=4, max_new_tokens=12)
+    frames = []
+    for i in range(7):
+        frame = np.zeros((120, 160, 3), np.uint8)
+        frame[52:60, 40 + 4 * i : 50 + 4 * i] = 255
+        frames.append(frame)
+    rough = format_track([[0.2, 0.4, 0.3, 0.5]] * 4)  # frame box (32, 48)-(48, 60), whole frame
+    # its square: (16, 20)-(96, 100); the target (40 + 4i, 52)-(50 + 4i, 60) there
+    refined = format_track([[0.3 + 0.05 * i, 0.4, 0.425 + 0.05 * i, 0.5] for i in range(4)])
+    seen: list[str] = []
+    script_generate(model, tokenizer, [rough, refined, format_track(norm_track(0, 4))], seen)
+    result = tracker.track(frames, expression="the white box")
+
+    assert "the white box" in seen[0] and "the white box" not in seen[1]
+    assert format_box([0.2, 0.35, 0.4, 0.5]) in seen[1]  # the found box, in its square, as an SOT prompt
+    assert [f.index for f in result.frames] == list(range(7))  # every frame once, the first clip's too
+    for i in range(4):
+        assert result.frames[i].box == pytest.approx([40 + 4 * i, 52, 50 + 4 * i, 60], abs=0.5)
+    assert len(seen) == 3  # the whole-frame clip, its second asking, then one SOT clip for frames 4-6
+    assert ElysiumTracker(model, processor, refine_found=False).refine_found is False

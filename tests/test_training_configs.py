@@ -21,10 +21,8 @@ from trl import SFTConfig
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 # tiny.yaml's last stages train on shorter clips than the paper's 8 (the tracker's clip length is the last one's)
 TINY_SHORT_CLIPS = {
-    "short-clips": 4,
-    "short-clips-2": 4,
+    "stage2-video": 4,
     "rough-boxes": 4,
-    "tight-crops": 4,
     "tight-crops-3": 3,
     "frames-96": 3,
 }
@@ -46,9 +44,9 @@ def test_shipped_training_configs_are_valid(name):
 
 def test_tiny_recipe_points_first_then_images_then_video():
     stages = stage_configs(load_config(CONFIGS / "tiny.yaml", ["--training.output_dir", "out"]))
-    names = ["squares", "clutter-squares", "one-object", "stage2-video", "short-clips", "short-clips-2", "rough-boxes"]
-    assert [name for name, _ in stages] == [*names, "tight-crops", "tight-crops-3", "frames-96"]
-    (_, squares), (_, clutter), (_, one), (_, video), *short, (_, rough), (_, tight), (_, tight3), (_, big) = stages
+    names = ["squares", "clutter-squares", "one-object", "stage2-video", "rough-boxes", "tight-crops-3", "frames-96"]
+    assert [name for name, _ in stages] == names
+    (_, squares), (_, clutter), (_, one), (_, video), (_, rough), (_, tight3), (_, big) = stages
     stages = stages[:4]
     # position-only squares first, from scratch, every patch kept, no generated videos yet
     assert squares["model"]["tiny"] and squares["model"]["t_selector_tokens"] == 64
@@ -79,32 +77,18 @@ def test_tiny_recipe_points_first_then_images_then_video():
     assert video["model"]["model_name_or_path"] == "out/one-object/final"
     assert video["training"]["output_dir"] == "out/stage2-video"
     assert len({s["data"]["synthetic"]["seed"] for s in (one, video)}) == 1  # one data seed
-    # then the clips again, 2-4 frames, the first box near the middle of its crop (as the tracker centres clips),
-    # each stage from the last, the vision tower and gate still held
-    for (_, stage), before in zip(short, ["stage2-video", "short-clips"]):
-        assert stage["model"]["model_name_or_path"] == f"out/{before}/final"
-        assert (stage["data"]["min_frames"], stage["data"]["max_frames"]) == (2, 4)
-        assert stage["data"]["track_place"] == [0.35, 0.65]
-        own = ("min_frames", "max_frames", "track_place")
-        assert {k: v for k, v in stage["data"].items() if k not in own} == {
-            k: v for k, v in video["data"].items() if k not in own
-        }
-        assert stage["model"]["lr_scale"]["vision_tower"] == 0.0 and not stage["model"]["t_selector_straight_through"]
-    # last, the same clips with a rough SOT prompt box, the vision tower learning again at half the rate
-    assert rough["model"]["model_name_or_path"] == "out/short-clips-2/final"
-    assert rough["data"]["track_box_jitter"] == 0.25 and "track_box_jitter" not in short[-1][1]["data"]
-    assert {k: v for k, v in rough["data"].items() if k != "track_box_jitter"} == short[-1][1]["data"]
+    # clips of 2-4 frames, the first box near the middle of its crop (as the tracker centres clips)
+    assert (video["data"]["min_frames"], video["data"]["max_frames"]) == (2, 4)
+    assert video["data"]["track_place"] == [0.35, 0.65]
+    # then the same clips with a rough SOT prompt box, the vision tower learning again at half the rate
+    assert rough["model"]["model_name_or_path"] == "out/stage2-video/final"
+    assert rough["data"] == {**video["data"], "track_box_jitter": 0.25}
     assert rough["model"]["lr_scale"] == {"vision_tower": 0.5, "multi_modal_projector": 0.5}
     assert not rough["model"]["t_selector_straight_through"]
-    # then those clips cut tighter around the first box (the tracker's square: their geometric middle, ~2.0)
-    assert tight["model"] == {**rough["model"], "model_name_or_path": "out/rough-boxes/final"}
-    assert tight["data"]["track_context"] == [1.5, 2.7] and rough["data"]["track_context"] == [2.0, 4.0]
-    assert {k: v for k, v in tight["data"].items() if k != "track_context"} == {
-        k: v for k, v in rough["data"].items() if k != "track_context"
-    }
-    # last, those tight clips of 2-3 frames (the model records 3, the tracker's clip length)
-    assert tight3["model"] == {**tight["model"], "model_name_or_path": "out/tight-crops/final"}
-    assert tight3["data"] == {**tight["data"], "max_frames": 3}
+    # then those clips cut tighter around the first box (the tracker's square: their geometric middle, ~2.0), of
+    # 2-3 frames (the model records 3, the tracker's clip length)
+    assert tight3["model"] == {**rough["model"], "model_name_or_path": "out/rough-boxes/final"}
+    assert tight3["data"] == {**rough["data"], "track_context": [1.5, 2.7], "max_frames": 3}
     # then those clips at 96-px frames (the only stage that changes the frame size; 64 before)
     assert big["model"] == {**tight3["model"], "model_name_or_path": "out/tight-crops-3/final", "image_size": 96}
     assert big["data"] == tight3["data"] and big["training"] == {**tight3["training"], "output_dir": "out/frames-96"}
@@ -355,3 +339,29 @@ def test_a_missing_model_folder_is_one_clear_line(tmp_path, capsys):
     ]
     assert len(err) == 1 and err[0].startswith("error: model.model_name_or_path") and "no such folder" in err[0]
     assert main(["--config", str(tmp_path / "none.yaml")]) == 2 and "none.yaml" in capsys.readouterr().err
+
+
+def test_refreshing_a_shipped_model_changes_its_report_and_views_only(tmp_path, capsys):
+    """`ship_tiny --refresh`: a shipped folder re-scored without its run gets the new report in its record and
+    card and, with `--views`, `track_views` in `config.json`; weights and every other config key stay."""
+    import shutil
+
+    from elysium.inference.default_model import DEFAULT_MODEL
+    from elysium.training.ship_tiny import compact_report
+    from elysium.training.ship_tiny import main as ship_main
+
+    folder = tmp_path / "elysium-tiny"
+    shutil.copytree(DEFAULT_MODEL, folder)
+    before = json.loads((folder / "config.json").read_text())
+    report = json.loads((Path(__file__).resolve().parents[1] / "docs/elysium-tiny/heldout/report.json").read_text())
+    (next(iter(report["models"].values())))["sot"]["success_auc"] = 0.4567  # a report the card did not have
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert ship_main(["--refresh", str(folder), "--heldout", str(tmp_path / "report.json"), "--views", "3"]) == 0
+
+    assert json.loads((folder / "config.json").read_text()) == {**before, "track_views": 3}
+    assert (folder / "model.safetensors").read_bytes() == (Path(DEFAULT_MODEL) / "model.safetensors").read_bytes()
+    assert json.loads((folder / "elysium_recipe.json").read_text())["heldout"] == compact_report(report)
+    assert "45.7" in (folder / "README.md").read_text()
+    assert ship_main(["--refresh", str(folder), "--heldout", str(tmp_path / "report.json"), "--views", "0"]) == 2
+    assert "track_views" in capsys.readouterr().err
+    assert json.loads((folder / "config.json").read_text())["track_views"] == 3  # the failed refresh left it whole

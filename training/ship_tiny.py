@@ -7,6 +7,11 @@ Copies the run's last stage `final/` (weights, processor, flat code) and adds wh
 `elysium_recipe.json` (config, data seed, stages with steps, batch, learning rate and wall time, library versions,
 the held-out scores), `training_curves.json` / `.png` (the runs end to end, the compared run beside it) and a model
 card with the held-out tables of `elysium heldout`. The folder is replaced atomically.
+
+    python -m elysium.training.ship_tiny --refresh models/elysium-tiny --heldout REPORT.json [--views N]
+
+re-scores a shipped folder without its run: its record and card get the new held-out report. With either,
+`--views` sets the tracker's default test-time views (`track_views` in `config.json`) the report was made with.
 """
 
 from __future__ import annotations
@@ -212,6 +217,7 @@ def ship(
     heldout: Path | None = None,
     compare: list[Path] | None = None,
     config_path: str = CONFIG,
+    views: int | None = None,
 ) -> Path:
     """Write `out` (replaced whole) from a run folder of the recipe at `config_path` (repository-relative)."""
     config = load_config(Path(__file__).resolve().parents[1] / config_path)
@@ -230,6 +236,7 @@ def ship(
         shutil.copytree(final, tmp, dirs_exist_ok=True)
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle of the Trainer's arguments: not for users
         drop_remote_code(tmp)
+        set_views(tmp, views)
         write_json_atomic(tmp / "elysium_recipe.json", recipe)
         write_json_atomic(tmp / "training_curves.json", runs)
         plot_runs(runs, tmp / "training_curves.png")
@@ -244,15 +251,55 @@ def ship(
     return out
 
 
+def set_views(folder: Path, views: int | None) -> None:
+    """`track_views` in `folder`'s `config.json` (the tracker's default test-time views; checked by the config),
+    only that key: a re-save would also rewrite what the run saved."""
+    if views is None:
+        return
+    from elysium.modeling_elysium import ElysiumConfig
+
+    config = json.loads((folder / "config.json").read_text())
+    write_json_atomic(folder / "config.json", {**config, "track_views": views})
+    ElysiumConfig.from_pretrained(folder)
+
+
+def refresh(folder: Path, heldout: Path, views: int | None = None) -> Path:
+    """Give a shipped `folder` a new held-out report (record and card) and, with `views`, its tracker default."""
+    from elysium.modeling_elysium import ElysiumConfig
+    from elysium.processing import ElysiumProcessor
+
+    if not (folder / "elysium_recipe.json").is_file():
+        raise FileNotFoundError(f"{folder} has no elysium_recipe.json: it was not shipped by this script")
+    report = json.loads(heldout.read_text())
+    with atomic_folder(folder, overwrite=True) as tmp:
+        shutil.copytree(folder, tmp, dirs_exist_ok=True)
+        recipe = json.loads((tmp / "elysium_recipe.json").read_text())
+        recipe["heldout"] = compact_report(report)
+        write_json_atomic(tmp / "elysium_recipe.json", recipe)
+        set_views(tmp, views)
+        config = ElysiumConfig.from_pretrained(tmp)
+        generic = model_card(config, ElysiumProcessor.from_pretrained(tmp), repo_id=str(folder))
+        (tmp / "README.md").write_text(tiny_card(generic, recipe, report), encoding="utf-8")
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, type=Path, help="the tiny.yaml run folder (training.output_dir)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="the tiny.yaml run folder (training.output_dir)")
+    source.add_argument("--refresh", type=Path, help="a shipped folder to give a new --heldout report")
     parser.add_argument("--out", default=Path("models/elysium-tiny"), type=Path)
     parser.add_argument("--heldout", type=Path, default=None, help="report.json of `elysium heldout`")
     parser.add_argument("--compare", type=Path, nargs="*", default=[], help="other runs drawn beside it")
+    parser.add_argument("--views", type=int, default=None, help="the tracker's default test-time views")
     args = parser.parse_args(argv)
     try:
-        print(ship(args.run, args.out, args.heldout, args.compare))
+        if args.refresh is not None:
+            if args.heldout is None:
+                raise ValueError("--refresh needs --heldout: the report to put in the record and card")
+            print(refresh(args.refresh, args.heldout, args.views))
+        else:
+            print(ship(args.run, args.out, args.heldout, args.compare, views=args.views))
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
