@@ -222,11 +222,15 @@ def _search_context(text: str) -> float | str | None:
 
 
 def _views(text: str) -> int | str:
-    """`--views`: "model" (the model's config's track_views) or a number of test-time views >= 1."""
+    """`--views`: "model" (the model's config's track_views) or a number of test-time views, 1 to len(VIEWS)."""
+    from elysium.inference.tracker import VIEWS
+
     if text.strip().lower() == "model":
         return "model"
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 'model' or a number of test-time views >= 1 (1: none)")
+    if not text.strip().isdigit() or not 1 <= int(text) <= len(VIEWS):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give 'model' or a number of test-time views from 1 (none) to {len(VIEWS)}"
+        )
     return int(text)
 
 

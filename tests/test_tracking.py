@@ -444,7 +444,7 @@ def test_views_default_to_the_models_own_and_are_checked(model, processor, monke
     video = ["track", "v.mp4", "--box", "0,0,4,4"]
     assert parser.parse_args(video).views == "model"
     assert parser.parse_args([*video, "--views", "3"]).views == 3
-    for bad in ("0", "many"):
+    for bad in ("0", "6", "many"):
         with pytest.raises(SystemExit):
             parser.parse_args([*video, "--views", bad])
         assert "test-time views" in capsys.readouterr().err
