@@ -179,23 +179,20 @@ class _SearchRegion(NamedTuple):
 
     def prompt_box(self, box: Sequence[float]) -> list[float]:
         """A normalized frame box in the normalized coordinates of the view."""
-        x1, y1, x2, y2 = box_in_crop(box, self.crop)
-        return [1.0 - x2, y1, 1.0 - x1, y2] if self.mirrored else [x1, y1, x2, y2]
+        return self._mirror(box_in_crop(box, self.crop), width=1.0)
 
     def to_region(self, box: Sequence[float]) -> list[float]:
         dx, dy = self.offset
-        return self._mirror([box[0] - dx, box[1] - dy, box[2] - dx, box[3] - dy])
+        return self._mirror([box[0] - dx, box[1] - dy, box[2] - dx, box[3] - dy], width=self.size[0])
 
     def to_frame(self, box: Sequence[float]) -> list[float]:
-        x1, y1, x2, y2 = self._mirror(box)
+        x1, y1, x2, y2 = self._mirror(box, width=self.size[0])
         dx, dy = self.offset
         return [x1 + dx, y1 + dy, x2 + dx, y2 + dy]
 
-    def _mirror(self, box: Sequence[float]) -> list[float]:
-        if not self.mirrored:
-            return list(box)
-        width = self.size[0]
-        return [width - box[2], box[1], width - box[0], box[3]]
+    def _mirror(self, box: Sequence[float], width: float) -> list[float]:
+        """`box` flipped left to right in a view `width` wide (pixels, or 1 for normalized), if the view is."""
+        return [width - box[2], box[1], width - box[0], box[3]] if self.mirrored else list(box)
 
 
 # Test-time views of a search region, in the order `views` takes them: (shift of the square along both axes, in
@@ -271,8 +268,8 @@ class ElysiumTracker:
         if not isinstance(views, int) or not 1 <= views <= len(VIEWS):
             raise ValueError(f"views={views!r}: give a number of test-time views from 1 to {len(VIEWS)}, or 'model'.")
         self.views = views
-        vision = getattr(model.config, "vision_config", None)
-        self.patch_fraction = getattr(vision, "patch_size", 0) / max(getattr(vision, "image_size", 1), 1)
+        vision = model.config.vision_config
+        self.patch_fraction = vision.patch_size / vision.image_size  # a patch's share of a square's side
         self.model = model
         self.processor = processor
         self.tokenizer = processor.tokenizer
@@ -433,14 +430,12 @@ class ElysiumTracker:
                 if asked
                 else []
             )
-            by_stream: dict[int, list[dict[str, Any]]] = {}
-            first_view: dict[int, tuple[list[FrameItem], list[torch.Tensor]]] = {}
+            by_stream: dict[int, tuple[list[FrameItem], list[torch.Tensor], list[dict[str, Any]]]] = {}
             for result, (stream, items, feats, region) in zip(parsed, asked):
                 if region is not None:
                     result["boxes"] = [None if b is None else region.to_frame(b) for b in result["boxes"]]
-                by_stream.setdefault(id(stream), []).append(result)
-                first_view.setdefault(id(stream), (items, feats))
-            answers = {key: (*first_view[key], combine_views(results)) for key, results in by_stream.items()}
+                by_stream.setdefault(id(stream), (items, feats, []))[2].append(result)  # the first view's features
+            answers = {key: (items, feats, combine_views(parts)) for key, (items, feats, parts) in by_stream.items()}
             for stream, new in clips:
                 if id(stream) in answers:
                     items, feats, result = answers[id(stream)]
