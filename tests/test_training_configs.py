@@ -365,3 +365,17 @@ def test_refreshing_a_shipped_model_changes_its_report_and_views_only(tmp_path, 
     assert ship_main(["--refresh", str(folder), "--heldout", str(tmp_path / "report.json"), "--views", "0"]) == 2
     assert "track_views" in capsys.readouterr().err
     assert json.loads((folder / "config.json").read_text())["track_views"] == 3  # the failed refresh left it whole
+
+    # --compare: another run's curve beside the shipped one, whose record is kept from when it shipped
+    shipped_runs = json.loads((folder / "training_curves.json").read_text())
+    stage = tmp_path / "frozen-gate" / "squares" / "checkpoint-100"
+    stage.mkdir(parents=True)
+    log = [{"step": 50, "loss": 2.5, "learning_rate": 1e-3}, {"step": 100, "loss": 1.5, "learning_rate": 5e-4}]
+    (stage / "trainer_state.json").write_text(json.dumps({"log_history": log, "global_step": 100}))
+    (folder / "training_curves.png").unlink()
+    argv = ["--refresh", str(folder), "--heldout", str(tmp_path / "report.json")]
+    assert ship_main([*argv, "--compare", str(tmp_path / "frozen-gate")]) == 0
+    runs = json.loads((folder / "training_curves.json").read_text())
+    assert runs[0] == shipped_runs[0] and len(runs) == 2
+    assert [e["loss"] for e in runs[1]["stages"][0]["log"]] == [2.5, 1.5]
+    assert (folder / "training_curves.png").stat().st_size > 1000

@@ -8,9 +8,11 @@ Copies the run's last stage `final/` (weights, processor, flat code) and adds wh
 the held-out scores), `training_curves.json` / `.png` (the runs end to end, the compared run beside it) and a model
 card with the held-out tables of `elysium heldout`. The folder is replaced atomically.
 
-    python -m elysium.training.ship_tiny --refresh models/elysium-tiny --heldout REPORT.json [--views N]
+    python -m elysium.training.ship_tiny --refresh models/elysium-tiny --heldout REPORT.json [--views N] \
+        [--compare runs/elysium-tiny-frozen-gate]
 
-re-scores a shipped folder without its run: its record and card get the new held-out report. With either,
+re-scores a shipped folder without its run: its record and card get the new held-out report, and its curves the
+compared runs beside its own (kept from when it shipped). With either,
 `--views` sets the tracker's default test-time views (`track_views` in `config.json`) the report was made with.
 """
 
@@ -263,8 +265,9 @@ def set_views(folder: Path, views: int | None) -> None:
     ElysiumConfig.from_pretrained(folder)
 
 
-def refresh(folder: Path, heldout: Path, views: int | None = None) -> Path:
-    """Give a shipped `folder` a new held-out report (record and card) and, with `views`, its tracker default."""
+def refresh(folder: Path, heldout: Path, views: int | None = None, compare: list[Path] | None = None) -> Path:
+    """Give a shipped `folder` a new held-out report (record and card), with `views` its tracker default, and with
+    `compare` new runs drawn beside its own training curve (the shipped run's record is kept, its folder is gone)."""
     from elysium.modeling_elysium import ElysiumConfig
     from elysium.processing import ElysiumProcessor
 
@@ -277,6 +280,10 @@ def refresh(folder: Path, heldout: Path, views: int | None = None) -> Path:
         recipe["heldout"] = compact_report(report)
         write_json_atomic(tmp / "elysium_recipe.json", recipe)
         set_views(tmp, views)
+        if compare:
+            runs = json.loads((tmp / "training_curves.json").read_text())[:1] + [read_run(run) for run in compare]
+            write_json_atomic(tmp / "training_curves.json", runs)
+            plot_runs(runs, tmp / "training_curves.png")
         config = ElysiumConfig.from_pretrained(tmp)
         generic = model_card(config, ElysiumProcessor.from_pretrained(tmp), repo_id=str(folder))
         (tmp / "README.md").write_text(tiny_card(generic, recipe, report), encoding="utf-8")
@@ -297,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.refresh is not None:
             if args.heldout is None:
                 raise ValueError("--refresh needs --heldout: the report to put in the record and card")
-            print(refresh(args.refresh, args.heldout, args.views))
+            print(refresh(args.refresh, args.heldout, args.views, args.compare))
         else:
             print(ship(args.run, args.out, args.heldout, args.compare, views=args.views))
     except (FileNotFoundError, ValueError) as error:
