@@ -2,13 +2,15 @@
 
 Why: a model trained on generated data must be judged on videos of a seed it never saw, in the same run as the
 baselines, with the hard cases (small objects, occlusion, distractors) broken out and drawn, and several trainings
-side by side. Writes OUT/report.json, OUT/report.md and OUT/failures/<model>/*.png.
+side by side. Writes OUT/report.json, OUT/report.md and OUT/failures/<model>/*.png, and each model's result as
+it finishes (OUT/models/<model>.json), which a re-run with the same weights, tracks and settings reuses.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import re
 import sys
@@ -169,6 +171,37 @@ def evaluate_model(
     return report, baselines
 
 
+def result_key(path: str | None, tracks: list[Any], args: argparse.Namespace) -> str:
+    """What one model's finished result depends on (its weights as saved, the tracks, the tracker's settings), as
+    a digest: a re-run with the same key reuses the result instead of tracking again."""
+    from elysium.inference.default_model import DEFAULT_MODEL
+
+    weights = Path(path or DEFAULT_MODEL) / "model.safetensors"
+    stat = weights.stat() if weights.is_file() else None
+    key = {
+        "path": str(Path(path or DEFAULT_MODEL).resolve()),
+        "weights": [stat.st_size, stat.st_mtime_ns] if stat else None,
+        "tracks": [[t.id, len(t.frames)] for t in tracks],
+        **{k: getattr(args, k) for k in ("clip_len", "search_context", "views", "max_new_tokens", "failures")},
+        "device": args.device,
+        "captions": not args.no_captions,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def finished_result(file: Path, key: str, out: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A model's saved `(report, baselines)` if `file` holds one for `key` whose failure images are all there."""
+    try:
+        saved = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("key") != key:
+        return None
+    if not all((out / case["path"]).is_file() for case in saved["report"].get("failures", [])):
+        return None
+    return saved["report"], saved["baselines"]
+
+
 def run_heldout(args: argparse.Namespace) -> int:
     from elysium.atomic import write_json_atomic, write_text_atomic
     from elysium.inference.loading import resolve_device
@@ -198,11 +231,20 @@ def run_heldout(args: argparse.Namespace) -> int:
     if not args.no_captions and len(tracks) < 2:
         raise UserError("Video-REG's CIDEr-D needs at least two tracks; raise --tracks or pass --no-captions")
 
+    # Each model's result is saved as it finishes (OUT/models/NAME.json), so a run stopped part way, or re-run with
+    # one more model, tracks only what it has not scored with these weights, tracks and settings.
     report: dict[str, Any] = {"settings": {}, "baselines": {}, "models": {}}
     for name, path in models.items():
-        if not args.quiet:
-            print(f"evaluating {name} ({path or 'the default model'}) on {len(tracks)} tracks", file=sys.stderr)
-        report["models"][name], report["baselines"] = evaluate_model(name, path, tracks, args, out)
+        file, key = out / "models" / f"{name}.json", result_key(path, tracks, args)
+        result = finished_result(file, key, out)
+        if result is not None:
+            print(f"{name}: reusing its finished result ({file})", file=sys.stderr)
+        else:
+            if not args.quiet:
+                print(f"evaluating {name} ({path or 'the default model'}) on {len(tracks)} tracks", file=sys.stderr)
+            result = evaluate_model(name, path, tracks, args, out)
+            write_json_atomic(file, {"key": key, "report": result[0], "baselines": result[1]})
+        report["models"][name], report["baselines"] = result
     report["baselines"]["sot_by_condition_first_box"] = breakdown(first_boxes(tracks), tracks)
     report["settings"] = {
         **data_settings,

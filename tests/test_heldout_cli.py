@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 from elysium.inference.cli import main
@@ -12,7 +13,7 @@ from PIL import Image
 FAST = ["--max-frames", "6", "--clip-len", "4", "--max-new-tokens", "8", "--quiet"]
 
 
-def test_two_models_on_a_generated_set_write_report_and_failures(model_dir, tmp_path, capsys):
+def test_two_models_on_a_generated_set_write_report_and_failures(model_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "report"
     shutil.copytree(model_dir, model_dir.parent / "frozen-gate")
     argv = ["heldout", "--model", f"learned={model_dir}", "--model", str(model_dir.parent / "frozen-gate")]
@@ -43,6 +44,24 @@ def test_two_models_on_a_generated_set_write_report_and_failures(model_dir, tmp_
     assert f"]({learned['failures'][0]['path']})" in markdown
     assert "| SOT AUC |" in printed and "| occluded |" in printed and str(out / "report.json") in printed
     assert (out / "data" / "annotations.jsonl").is_file()
+
+    # A re-run reuses each finished model's result (nothing is tracked again) and writes the same report; other
+    # settings, or a model's weights saved anew, are tracked again.
+    from elysium.evaluation import heldout_cli
+
+    evaluate = heldout_cli.evaluate_model
+    calls: list[str] = []
+    monkeypatch.setattr(heldout_cli, "evaluate_model", lambda name, *a: calls.append(name) or evaluate(name, *a))
+    assert main([*argv, "--data", str(out / "data"), "--no-captions", "--out", str(out), *FAST]) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert calls == [] and again["models"] == report["models"]
+    assert "learned: reusing its finished result" in capsys.readouterr().err
+    weights = model_dir.parent / "frozen-gate" / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert main([*argv, "--data", str(out / "data"), "--no-captions", "--out", str(out), *FAST]) == 0
+    assert calls == ["frozen-gate"]
+    assert main([*argv, "--data", str(out / "data"), "--no-captions", "--out", str(out), *FAST, "--views", "2"]) == 0
+    assert calls == ["frozen-gate", "learned", "frozen-gate"]
 
 
 def test_captions_are_scored_beside_the_most_common_description(model_dir, tmp_path, capsys, monkeypatch):
