@@ -240,8 +240,7 @@ def ship(
         drop_remote_code(tmp)
         set_views(tmp, views)
         write_json_atomic(tmp / "elysium_recipe.json", recipe)
-        write_json_atomic(tmp / "training_curves.json", runs)
-        plot_runs(runs, tmp / "training_curves.png")
+        write_curves(tmp, runs)
         (tmp / "model.safetensors").chmod(0o644)  # save_pretrained writes 0600; installed data must be readable
         generic = model_card(
             ElysiumConfig.from_pretrained(tmp), ElysiumProcessor.from_pretrained(tmp), repo_id=str(out)
@@ -251,6 +250,12 @@ def ship(
         if size > SIZE_LIMIT:
             raise ValueError(f"the model folder is {size / 2**20:.1f} MB; the package ships at most 30 MB")
     return out
+
+
+def write_curves(folder: Path, runs: list[dict[str, Any]]) -> None:
+    """The runs' logs (`training_curves.json`) and their plot (`training_curves.png`), the shipped run first."""
+    write_json_atomic(folder / "training_curves.json", runs)
+    plot_runs(runs, folder / "training_curves.png")
 
 
 def set_views(folder: Path, views: int | None) -> None:
@@ -282,8 +287,7 @@ def refresh(folder: Path, heldout: Path, views: int | None = None, compare: list
         set_views(tmp, views)
         if compare:
             runs = json.loads((tmp / "training_curves.json").read_text())[:1] + [read_run(run) for run in compare]
-            write_json_atomic(tmp / "training_curves.json", runs)
-            plot_runs(runs, tmp / "training_curves.png")
+            write_curves(tmp, runs)
         config = ElysiumConfig.from_pretrained(tmp)
         generic = model_card(config, ElysiumProcessor.from_pretrained(tmp), repo_id=str(folder))
         (tmp / "README.md").write_text(tiny_card(generic, recipe, report), encoding="utf-8")
