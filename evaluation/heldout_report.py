@@ -20,7 +20,7 @@ CAPTION_ROWS = (("Video-REG METEOR", "meteor"), ("Video-REG CIDEr", "cider"))
 BASELINES = {
     "sot_first_box": "SOT: the first-frame box in every frame",
     "rsot_central_box": "RSOT: one centred box of the set's median size",
-    "video_reg_most_common": "Video-REG: the set's most common reference description for every track",
+    "video_reg_most_common": "Video-REG: for each track, the most common description of the other tracks",
 }
 
 

@@ -13,6 +13,7 @@ from elysium.evaluation.heldout import (
     evaluate_heldout,
     load_tracks,
     mean_ious,
+    most_common_descriptions,
     ope,
     score_heldout,
     track_heldout,
@@ -67,6 +68,25 @@ def test_central_baseline_is_one_centred_box_of_median_size(tracks):
         assert (box[0, 0] + box[0, 2]) / 2 == pytest.approx(w / 2) and (box[0, 1] + box[0, 3]) / 2 == pytest.approx(
             h / 2
         )
+
+
+def test_caption_baseline_is_the_most_common_description_of_the_other_tracks():
+    unique = {"a": "a red circle", "b": "a blue star", "c": "a green cross"}
+    assert most_common_descriptions(unique) == {"a": "a blue star", "b": "a red circle", "c": "a red circle"}
+    shared = {"a": "a red circle", "b": "a blue star", "c": "a blue star", "d": "a green cross"}
+    # b's own line left out, the three lines are one each: the first seen wins
+    assert most_common_descriptions(shared) == {
+        "a": "a blue star",
+        "b": "a red circle",
+        "c": "a red circle",
+        "d": "a blue star",
+    }
+    assert most_common_descriptions({"a": "a red circle"}) == {"a": ""}
+    from elysium.evaluation.captions import score_captions
+
+    # The set's own most common line, for every track, scores its own track as perfect (CIDEr-D 10 of it)
+    leaked = score_captions(dict.fromkeys(unique, unique["a"]), unique, metrics=["cider"]).cider
+    assert score_captions(most_common_descriptions(unique), unique, metrics=["cider"]).cider < leaked
 
 
 def test_track_then_score_is_evaluate_heldout(tracks):

@@ -25,6 +25,7 @@ TINY_SHORT_CLIPS = {
     "rough-boxes": 4,
     "tight-crops-3": 3,
     "frames-96": 3,
+    "looks": 3,
 }
 
 
@@ -44,9 +45,9 @@ def test_shipped_training_configs_are_valid(name):
 
 def test_tiny_recipe_points_first_then_images_then_video():
     stages = stage_configs(load_config(CONFIGS / "tiny.yaml", ["--training.output_dir", "out"]))
-    names = ["squares", "clutter-squares", "one-object", "stage2-video", "rough-boxes", "tight-crops-3", "frames-96"]
+    names = ["squares", "clutter-squares", "one-object", "stage2-video", "rough-boxes", "tight-crops-3", "frames-96", "looks"]
     assert [name for name, _ in stages] == names
-    (_, squares), (_, clutter), (_, one), (_, video), (_, rough), (_, tight3), (_, big) = stages
+    (_, squares), (_, clutter), (_, one), (_, video), (_, rough), (_, tight3), (_, big), (_, looks) = stages
     stages = stages[:4]
     # position-only squares first, from scratch, every patch kept, no generated videos yet
     assert squares["model"]["tiny"] and squares["model"]["t_selector_tokens"] == 64
@@ -93,6 +94,13 @@ def test_tiny_recipe_points_first_then_images_then_video():
     assert big["model"] == {**tight3["model"], "model_name_or_path": "out/tight-crops-3/final", "image_size": 96}
     assert big["data"] == tight3["data"] and big["training"] == {**tight3["training"], "output_dir": "out/frames-96"}
     assert squares["model"]["image_size"] == 64
+    # last, the same clips and frames with Video-REG and the scenes' REC/REG weighted up, the vision tower held
+    assert looks["model"] == {**video["model"], "model_name_or_path": "out/frames-96/final", "image_size": 96}
+    assert looks["data"]["task_weights"] == {"sot": 1.0, "rsot": 2.0, "video_reg": 3.0}
+    assert looks["data"]["weights"] == {**big["data"]["weights"], "grounding": 1.0}
+    assert {k: v for k, v in looks["data"].items() if k not in ("task_weights", "weights")} == {
+        k: v for k, v in big["data"].items() if k not in ("task_weights", "weights")
+    }
 
 
 def test_stage_configs_merge_and_overrides(tmp_path):
