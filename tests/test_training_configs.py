@@ -45,7 +45,16 @@ def test_shipped_training_configs_are_valid(name):
 
 def test_tiny_recipe_points_first_then_images_then_video():
     stages = stage_configs(load_config(CONFIGS / "tiny.yaml", ["--training.output_dir", "out"]))
-    names = ["squares", "clutter-squares", "one-object", "stage2-video", "rough-boxes", "tight-crops-3", "frames-96", "looks"]
+    names = [
+        "squares",
+        "clutter-squares",
+        "one-object",
+        "stage2-video",
+        "rough-boxes",
+        "tight-crops-3",
+        "frames-96",
+        "looks",
+    ]
     assert [name for name, _ in stages] == names
     (_, squares), (_, clutter), (_, one), (_, video), (_, rough), (_, tight3), (_, big), (_, looks) = stages
     stages = stages[:4]
