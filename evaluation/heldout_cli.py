@@ -176,6 +176,8 @@ def result_key(path: str | None, tracks: list[Any], args: argparse.Namespace) ->
     a digest: a re-run with the same key reuses the result instead of tracking again."""
     from elysium.inference.default_model import DEFAULT_MODEL
 
+    from .heldout import SCORING
+
     weights = Path(path or DEFAULT_MODEL) / "model.safetensors"
     stat = weights.stat() if weights.is_file() else None
     key = {
@@ -185,6 +187,7 @@ def result_key(path: str | None, tracks: list[Any], args: argparse.Namespace) ->
         **{k: getattr(args, k) for k in ("clip_len", "search_context", "views", "max_new_tokens", "failures")},
         "device": args.device,
         "captions": not args.no_captions,
+        "scoring": SCORING,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 

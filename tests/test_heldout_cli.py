@@ -62,6 +62,11 @@ def test_two_models_on_a_generated_set_write_report_and_failures(model_dir, tmp_
     assert calls == ["frozen-gate"]
     assert main([*argv, "--data", str(out / "data"), "--no-captions", "--out", str(out), *FAST, "--views", "2"]) == 0
     assert calls == ["frozen-gate", "learned", "frozen-gate"]
+    from elysium.evaluation import heldout
+
+    monkeypatch.setattr(heldout, "SCORING", heldout.SCORING + 1)  # scored another way: nothing saved is reused
+    assert main([*argv, "--data", str(out / "data"), "--no-captions", "--out", str(out), *FAST, "--views", "2"]) == 0
+    assert calls == ["frozen-gate", "learned", "frozen-gate", "learned", "frozen-gate"]
 
 
 def test_captions_are_scored_beside_the_most_common_description(model_dir, tmp_path, capsys, monkeypatch):
