@@ -172,17 +172,20 @@ def evaluate_model(
 
 
 def result_key(path: str | None, tracks: list[Any], args: argparse.Namespace) -> str:
-    """What one model's finished result depends on (its weights as saved, the tracks, the tracker's settings), as
-    a digest: a re-run with the same key reuses the result instead of tracking again."""
+    """What one model's finished result depends on (its weights and config as saved, the tracks, the tracker's
+    settings), as a digest: a re-run with the same key reuses the result instead of tracking again."""
     from elysium.inference.default_model import DEFAULT_MODEL
 
     from .heldout import SCORING
 
-    weights = Path(path or DEFAULT_MODEL) / "model.safetensors"
+    folder = Path(path or DEFAULT_MODEL)
+    weights, config = folder / "model.safetensors", folder / "config.json"
     stat = weights.stat() if weights.is_file() else None
     key = {
-        "path": str(Path(path or DEFAULT_MODEL).resolve()),
+        "path": str(folder.resolve()),
         "weights": [stat.st_size, stat.st_mtime_ns] if stat else None,
+        # the tracker's "model" settings (track_views, track_search_context, ...) are read from the config
+        "config": hashlib.sha256(config.read_bytes()).hexdigest() if config.is_file() else None,
         "tracks": [[t.id, len(t.frames)] for t in tracks],
         **{k: getattr(args, k) for k in ("clip_len", "search_context", "views", "max_new_tokens", "failures")},
         "device": args.device,

@@ -62,11 +62,16 @@ def test_two_models_on_a_generated_set_write_report_and_failures(model_dir, tmp_
     assert calls == ["frozen-gate"]
     assert main([*argv, "--data", str(out / "data"), "--no-captions", "--out", str(out), *FAST, "--views", "2"]) == 0
     assert calls == ["frozen-gate", "learned", "frozen-gate"]
+    # the tracker's defaults live in config.json: a model given other ones (here its search square) is tracked again
+    config_path = model_dir.parent / "frozen-gate" / "config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "track_search_context": 2.0}))
+    assert main([*argv, "--data", str(out / "data"), "--no-captions", "--out", str(out), *FAST, "--views", "2"]) == 0
+    assert calls == ["frozen-gate", "learned", "frozen-gate", "frozen-gate"]
     from elysium.evaluation import heldout
 
     monkeypatch.setattr(heldout, "SCORING", heldout.SCORING + 1)  # scored another way: nothing saved is reused
     assert main([*argv, "--data", str(out / "data"), "--no-captions", "--out", str(out), *FAST, "--views", "2"]) == 0
-    assert calls == ["frozen-gate", "learned", "frozen-gate", "learned", "frozen-gate"]
+    assert calls == ["frozen-gate", "learned", "frozen-gate", "frozen-gate", "learned", "frozen-gate"]
 
 
 def test_captions_are_scored_beside_the_most_common_description(model_dir, tmp_path, capsys, monkeypatch):
