@@ -11,6 +11,7 @@ import torch
 from accelerate.commands.config.config_args import load_config_from_file
 from elysium.training.config import apply_overrides, load_config, stage_configs
 from elysium.training.curves import plot_runs, read_run
+from elysium.training.decay_on_loss import DecayOnLoss
 from elysium.training.model_setup import build_model_and_processor, set_trainable, sincos_2d
 from elysium.training.sft import main, train
 from elysium.training.ship_tiny import ship
@@ -36,6 +37,7 @@ def test_shipped_training_configs_are_valid(name):
     for stage, config in stage_configs(load_config(CONFIGS / f"{name}.yaml")):
         args = SFTConfig(**{**config["training"], "bf16": False})  # bf16 needs a GPU to validate
         assert args.lr_scheduler_type.value == "cosine" and args.warmup_steps > 0
+        DecayOnLoss.from_config(config.get("decay_on_loss"), args.max_steps, args.logging_steps)  # raises if bad
         assert config["stage"] in ("stage1", "stage2", "lora")
         if not name.startswith("tiny"):
             assert config["training"]["bf16"] and args.gradient_checkpointing

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-SECTIONS = ("model", "stage", "lora", "data", "training", "stages")
-STAGE_SECTIONS = ("stage", "lora", "data", "training")
+SECTIONS = ("model", "stage", "lora", "data", "training", "decay_on_loss", "stages")
+STAGE_SECTIONS = ("stage", "lora", "data", "training", "decay_on_loss")
 
 
 def apply_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

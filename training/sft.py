@@ -37,6 +37,7 @@ from elysium.training.callbacks import (
 from elysium.training.collator import ElysiumCollator
 from elysium.training.config import load_config, stage_configs
 from elysium.training.dataset_builder import build_train_dataset, clip_frames, context_range, grounding_specs
+from elysium.training.decay_on_loss import DecayOnLoss, DecayOnLossSchedule
 from elysium.training.model_setup import build_model_and_processor, count_parameters, set_trainable
 from elysium.training.records import SkipCounts
 from elysium.training.squares import make_squares, square_sets
@@ -53,15 +54,28 @@ DEFAULT_ARGS = {"report_to": "none", "max_length": None, "save_only_model": Fals
 
 
 class ElysiumSFTTrainer(SFTTrainer):
-    """SFTTrainer that measures tokens and frames per second and adds them to every log, and can scale the learning
-    rate of named modules (`lr_scale`, e.g. `{"vision_tower": 0.1}`)."""
+    """SFTTrainer that measures tokens and frames per second and adds them to every log, can scale the learning
+    rate of named modules (`lr_scale`, e.g. `{"vision_tower": 0.1}`) and can hold the rate until the loss has
+    fallen (`decay_on_loss`, training/decay_on_loss.py; it must be among the callbacks too)."""
 
     def __init__(
-        self, *args: Any, meter: ThroughputMeter | None = None, lr_scale: dict[str, float] | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        meter: ThroughputMeter | None = None,
+        lr_scale: dict[str, float] | None = None,
+        decay_on_loss: DecayOnLossSchedule | None = None,
+        **kwargs: Any,
     ):
         self.lr_scale = {str(k): float(v) for k, v in (lr_scale or {}).items()}
+        self.decay_on_loss = decay_on_loss
         super().__init__(*args, **kwargs)
         self.meter = meter or ThroughputMeter()
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        if self.decay_on_loss is not None and self.lr_scheduler is None:
+            self.lr_scheduler = self.decay_on_loss.scheduler(optimizer or self.optimizer)
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
 
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
         """Trainer's optimizer with each of its groups split by `lr_scale`: a parameter whose name contains a key
@@ -267,14 +281,29 @@ def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = (
     dataset = build_train_dataset(data_cfg, processor, args.seed, validation, runtime)
     collator = ElysiumCollator(processor.tokenizer.pad_token_id, padding_free=bool(data_cfg.get("padding_free")))
     skip_counts = SkipCountsCallback(validation, runtime, validation_so_far=streaming)
+    rule = DecayOnLoss.from_config(config.get("decay_on_loss"), args.max_steps, args.logging_steps)
+    schedule = DecayOnLossSchedule(rule, args.get_warmup_steps(args.max_steps), args.max_steps) if rule else None
+    if schedule is not None:
+        logger.info(
+            "decay_on_loss: the rate holds until the loss is below %.3g (lr_scheduler_type %s not used)",
+            rule.below,
+            args.lr_scheduler_type.value if hasattr(args.lr_scheduler_type, "value") else args.lr_scheduler_type,
+        )
     trainer = ElysiumSFTTrainer(
         model=model,
         args=args,
         train_dataset=dataset.as_hf_dataset(),
         data_collator=collator,
         processing_class=processor,
-        callbacks=[EpochCallback(dataset), skip_counts, ProgressLineCallback(), *callbacks],
+        callbacks=[
+            EpochCallback(dataset),
+            skip_counts,
+            ProgressLineCallback(),
+            *([schedule] if schedule else []),
+            *callbacks,
+        ],
         lr_scale=config["model"].get("lr_scale"),
+        decay_on_loss=schedule,
     )
     if streaming:  # SFTTrainer read the first sample (a shuffle buffer of records) to inspect it: not trained on
         validation.clear()
