@@ -105,6 +105,7 @@ def test_a_stage_whose_loss_falls_decays_from_there_and_ends_early(tmp_path):
     trainer = train(_config(tmp_path, "run", below=1e9))  # any loss is below: the decay starts at step 4
     rates = _rates(trainer)
     assert trainer.state.global_step == 7 and (tmp_path / "run" / "final" / "config.json").is_file()
+    assert (tmp_path / "run" / "checkpoint-7" / "trainer_state.json").is_file()  # the curve's last step is kept
     assert rates[4] == pytest.approx(BASE_LR * 4 / 5)  # the last warmup step
     for step in (5, 6, 7):  # the decay from step 4's log: 1, 0.75, 0.25 of the rate, and the stage ends
         assert rates[step] == pytest.approx(BASE_LR * 0.5 * (1 + math.cos(math.pi * (step - 5) / 3)), abs=1e-9)

@@ -130,4 +130,5 @@ class DecayOnLossSchedule(TrainerCallback):
             )
         if self.decay_from is not None and state.global_step >= self.decay_from + self.rule.decay_steps:
             control.should_training_stop = True
+            control.should_save = True  # a checkpoint of the last step: its log is the stage's whole curve
         return control
