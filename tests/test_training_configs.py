@@ -234,7 +234,8 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
     recipe.write_text(
         (CONFIGS / "tiny-smoke.yaml").read_text()
         + "stages:\n"
-        + "  - {name: images, data: {synthetic: {sources: [grounding]}}}\n"
+        + "  - {name: images, data: {synthetic: {sources: [grounding]}},\n"
+        + "     decay_on_loss: {below: 0.1, decay_steps: 1, window: 5}}\n"
         + "  - {name: video, model: {t_selector_tokens: 3, t_selector_straight_through: false},\n"
         + "     data: {synthetic: {sources: [track, grounding]}}}\n"
     )
@@ -285,6 +286,8 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
     assert record["data_seed"] == 0 and [s["name"] for s in record["stages"]] == ["images", "video"]
     assert record["stages"][0]["sources"] == ["grounding"] and record["stages"][1]["steps"] == 2
     assert record["stages"][1]["t_selector_straight_through"] is False  # the card says the video stage held the gate
+    assert record["stages"][0]["lr_schedule"] == {"decay_on_loss": {"below": 0.1, "decay_steps": 1, "window": 5}}
+    assert record["stages"][1]["lr_schedule"] == "cosine"  # a stage's own decay_on_loss is its own
     assert "| held |" in (shipped / "README.md").read_text()
     assert "# elysium-tiny" in (shipped / "README.md").read_text() and (shipped / "training_curves.png").is_file()
     assert not (shipped / "training_args.bin").exists()

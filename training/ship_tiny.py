@@ -72,6 +72,10 @@ def _stage_record(stage: dict[str, Any], config: dict[str, Any]) -> dict[str, An
         "steps": stage["steps"],
         "batch_size": config["training"]["per_device_train_batch_size"],
         "learning_rate": config["training"]["learning_rate"],
+        # the rate's schedule: decay_on_loss (training/decay_on_loss.py) where the stage has one, else Trainer's
+        "lr_schedule": {"decay_on_loss": config["decay_on_loss"]}
+        if config.get("decay_on_loss")
+        else config["training"].get("lr_scheduler_type"),
         "sources": stage_sources(data),
         "grounding_context": data.get("grounding_context"),
         "track_context": data.get("track_context"),
