@@ -113,3 +113,24 @@ def model_dir(tmp_path_factory, tokenizer) -> Path:
         folder
     )
     return folder
+
+
+def smoke_run_config(tmp_path: Path, name: str, samples_per_epoch: int, max_steps: int, *extra: str) -> dict:
+    """tiny-smoke.yaml on 8 one-track videos, logging every step and saving every 4: the resume tests' run."""
+    from elysium.training.config import load_config
+
+    smoke = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny-smoke.yaml"
+    overrides = {
+        "--data.synthetic.out_dir": str(tmp_path / "data"),
+        "--data.synthetic.videos": "8",
+        "--data.synthetic.frames_per_video": "[10, 10]",
+        "--data.synthetic.tracks_per_video": "1",  # 8 videos, 8 records
+        "--data.synthetic.min_track_frames": "2",
+        "--data.samples_per_epoch": str(samples_per_epoch),
+        "--training.output_dir": str(tmp_path / name),
+        "--training.max_steps": str(max_steps),
+        "--training.save_steps": "4",
+        "--training.logging_steps": "1",
+        "--training.per_device_train_batch_size": "2",
+    }
+    return load_config(smoke, [item for pair in overrides.items() for item in pair] + list(extra))

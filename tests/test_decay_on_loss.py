@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import Crash, CrashAt
-from elysium.training.config import load_config
+from conftest import Crash, CrashAt, smoke_run_config
 from elysium.training.decay_on_loss import DecayOnLoss, DecayOnLossSchedule
 from elysium.training.sft import train
 from safetensors.torch import load_file
 
-TINY_SMOKE = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny-smoke.yaml"
 BASE_LR = 3.0e-3  # tiny-smoke.yaml's, with warmup_steps 4
 
 
@@ -65,34 +63,8 @@ def test_a_run_shortened_below_its_decay_decays_over_its_second_half():
 
 
 def _config(tmp_path: Path, name: str, below: float, max_steps: int = 12) -> dict:
-    return load_config(
-        TINY_SMOKE,
-        [
-            "--data.synthetic.out_dir",
-            str(tmp_path / "data"),
-            "--data.synthetic.videos",
-            "8",
-            "--data.synthetic.frames_per_video",
-            "[10, 10]",
-            "--data.synthetic.tracks_per_video",
-            "1",
-            "--data.synthetic.min_track_frames",
-            "2",
-            "--data.samples_per_epoch",
-            "48",
-            "--training.output_dir",
-            str(tmp_path / name),
-            "--training.max_steps",
-            str(max_steps),
-            "--training.save_steps",
-            "4",
-            "--training.logging_steps",
-            "1",
-            "--training.per_device_train_batch_size",
-            "2",
-            "--decay_on_loss",
-            f"{{below: {below}, decay_steps: 3, window: 2}}",
-        ],
+    return smoke_run_config(
+        tmp_path, name, 48, max_steps, "--decay_on_loss", f"{{below: {below}, decay_steps: 3, window: 2}}"
     )
 
 

@@ -7,42 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import Crash, CrashAt
-from elysium.training.config import load_config
+from conftest import Crash, CrashAt, smoke_run_config
 from elysium.training.sft import train
 from safetensors.torch import load_file
 
-TINY_SMOKE = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny-smoke.yaml"
-
 
 def _config(tmp_path: Path, name: str) -> dict:
-    return load_config(
-        TINY_SMOKE,
-        [
-            "--data.synthetic.out_dir",
-            str(tmp_path / "data"),
-            "--data.synthetic.videos",
-            "8",
-            "--data.synthetic.frames_per_video",
-            "[10, 10]",
-            "--data.synthetic.tracks_per_video",  # 8 videos, 8 records
-            "1",
-            "--data.synthetic.min_track_frames",
-            "2",
-            "--data.samples_per_epoch",
-            "24",
-            "--training.output_dir",
-            str(tmp_path / name),
-            "--training.max_steps",
-            "8",
-            "--training.save_steps",
-            "4",
-            "--training.logging_steps",
-            "1",
-            "--training.per_device_train_batch_size",
-            "2",
-        ],
-    )
+    return smoke_run_config(tmp_path, name, 24, 8)
 
 
 def _losses(trainer) -> dict[int, float]:
