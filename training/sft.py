@@ -56,7 +56,7 @@ DEFAULT_ARGS = {"report_to": "none", "max_length": None, "save_only_model": Fals
 class ElysiumSFTTrainer(SFTTrainer):
     """SFTTrainer that measures tokens and frames per second and adds them to every log, can scale the learning
     rate of named modules (`lr_scale`, e.g. `{"vision_tower": 0.1}`) and can hold the rate until the loss has
-    fallen (`decay_on_loss`, training/decay_on_loss.py; it must be among the callbacks too)."""
+    fallen (`decay_on_loss`, training/decay_on_loss.py: its scheduler and callback)."""
 
     def __init__(
         self,
@@ -70,6 +70,8 @@ class ElysiumSFTTrainer(SFTTrainer):
         self.decay_on_loss = decay_on_loss
         super().__init__(*args, **kwargs)
         self.meter = meter or ThroughputMeter()
+        if decay_on_loss is not None:  # the same object sets the rate and, as a callback, starts its decay
+            self.add_callback(decay_on_loss)
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         if self.decay_on_loss is not None and self.lr_scheduler is None:
@@ -287,7 +289,7 @@ def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = (
         logger.info(
             "decay_on_loss: the rate holds until the loss is below %.3g (lr_scheduler_type %s not used)",
             rule.below,
-            args.lr_scheduler_type.value if hasattr(args.lr_scheduler_type, "value") else args.lr_scheduler_type,
+            args.lr_scheduler_type,
         )
     trainer = ElysiumSFTTrainer(
         model=model,
@@ -295,13 +297,7 @@ def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = (
         train_dataset=dataset.as_hf_dataset(),
         data_collator=collator,
         processing_class=processor,
-        callbacks=[
-            EpochCallback(dataset),
-            skip_counts,
-            ProgressLineCallback(),
-            *([schedule] if schedule else []),
-            *callbacks,
-        ],
+        callbacks=[EpochCallback(dataset), skip_counts, ProgressLineCallback(), *callbacks],
         lr_scale=config["model"].get("lr_scale"),
         decay_on_loss=schedule,
     )
