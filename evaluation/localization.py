@@ -40,8 +40,9 @@ def _centre(boxes: np.ndarray) -> np.ndarray:
 
 
 def box_scores(predicted: Sequence[Sequence[float] | None], truth: np.ndarray, sizes: np.ndarray) -> dict[str, float]:
-    """Mean IoU, share with IoU >= 0.5, and mean distance of the box centres with x in widths and y in heights of
-    the image (`sizes`, `(w, h)` each) of pixel boxes; a missing prediction scores IoU 0 and distance 1."""
+    """Mean IoU, share with IoU >= 0.5, mean distance of the box centres with x in widths and y in heights of the
+    image (`sizes`, `(w, h)` each), and share whose centre lies in the true box (the object was found, whatever
+    the box's size), of pixel boxes; a missing prediction scores IoU 0, distance 1 and not found."""
     found = np.array([box is not None for box in predicted])
     boxes = np.asarray([box if box is not None else [0.0, 0.0, 1.0, 1.0] for box in predicted], dtype=np.float64)
     ious = np.where(found, rect_iou(xyxy_to_xywh(boxes), xyxy_to_xywh(truth)), 0.0)
@@ -50,7 +51,12 @@ def box_scores(predicted: Sequence[Sequence[float] | None], truth: np.ndarray, s
         "mean_iou": round(float(ious.mean()), 4),
         "iou_at_least_0.5": round(float((ious >= 0.5).mean()), 4),
         "centre_distance": round(float(distances.mean()), 4),
+        "centre_on_target": round(float((found & _inside(_centre(boxes), truth)).mean()), 4),
     }
+
+
+def _inside(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    return np.all((boxes[..., :2] <= points) & (points <= boxes[..., 2:]), axis=-1)
 
 
 def grounding_scores(

@@ -26,6 +26,8 @@ def test_box_scores_by_hand():
     assert scores["mean_iou"] == pytest.approx((1 + 1 / 3) / 3, abs=1e-4)
     assert scores["iou_at_least_0.5"] == pytest.approx(1 / 3, abs=1e-4)
     assert scores["centre_distance"] == pytest.approx((0 + 0.05 + 1) / 3, abs=1e-4)
+    assert scores["centre_on_target"] == pytest.approx(2 / 3, abs=1e-4)  # (10, 5) is on the box's edge: inside
+    assert box_scores([[20, 0, 30, 10]], truth[:1], sizes[:1])["centre_on_target"] == 0.0
 
 
 class PixelOracle:

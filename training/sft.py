@@ -289,7 +289,7 @@ def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = (
         logger.info(
             "decay_on_loss: the rate holds until the loss is below %.3g (lr_scheduler_type %s not used)",
             rule.below,
-            args.lr_scheduler_type,
+            config["training"].get("lr_scheduler_type", "linear"),  # as written (args holds an enum)
         )
     trainer = ElysiumSFTTrainer(
         model=model,
