@@ -10,6 +10,7 @@ import pytest
 from elysium.inference.cli import main as elysium_main
 from elysium.training.sft import prepare_synthetic
 from elysium.training.squares import make_squares, square_sets
+from elysium.training.synth import COLORS, expression_matches
 from PIL import Image
 
 
@@ -64,3 +65,46 @@ def test_cli(tmp_path, capsys):
     assert (tmp_path / "s" / "grounding.jsonl").is_file()
     assert elysium_main(["data", "squares", "--out", str(tmp_path / "s"), "--images", "3"]) == 2
     assert "another folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("background", ["plain", "clutter"])
+def test_named_squares_each_expression_picks_its_box_alone(tmp_path, background):
+    """Several squares an image, each of its own `synth.COLORS` colour: the box is exactly the pixels of one, and
+    its expression picks it alone, by its colour or, as the generated set's own `expression_matches` judges, by
+    its place."""
+    grounding = make_squares(tmp_path, 40, seed=5, background=background, count=(2, 4))
+    rows = [json.loads(line) for line in grounding.read_text().splitlines()]
+    places = {"leftmost": "left", "rightmost": "right", "topmost": "top", "lowest": "bottom"}
+    places.update({f"on the {p}": p for p in ("left", "right")} | {f"at the {p}": p for p in ("top", "bottom")})
+    kinds = set()
+    for row in rows:
+        pixels = np.asarray(Image.open(tmp_path / row["image"]), dtype=int)
+        squares = {}  # colour -> pixel box of the pixels exactly that colour
+        for name, rgb in COLORS.items():
+            ys, xs = np.nonzero((pixels == rgb).all(axis=-1))
+            if len(xs) >= 14 * 14:
+                squares[name] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        assert 2 <= len(squares) <= 4 and (background == "clutter" or "black" not in squares)
+        box = tuple(round(v * s) for v, s in zip(row["box"], (160, 120, 160, 120)))
+        target = next(name for name, square in squares.items() if square == box)
+        words = row["expression"].removeprefix("the ").removesuffix(" square").removeprefix("square ")
+        if words in COLORS:
+            kinds.add("colour")
+            assert words == target
+        else:
+            kinds.add("place")
+            scene = [
+                {
+                    "index": i,
+                    "color": name,
+                    "shape": "square",
+                    "size": None,
+                    "texture": None,
+                    "center0": [(s[0] + s[2]) / 320, (s[1] + s[3]) / 240],
+                }
+                for i, (name, s) in enumerate(squares.items())
+            ]
+            assert expression_matches({"position": places[words]}, scene, (160, 120)) == [list(squares).index(target)]
+    assert kinds == {"colour", "place"}
+    with pytest.raises(ValueError, match="1 <= LO <= HI <= 4"):
+        make_squares(tmp_path / "e", 2, count=(3, 2))

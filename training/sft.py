@@ -154,7 +154,13 @@ def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
         with state.main_process_first():
             if state.is_main_process:
                 for one in sets:
-                    make_squares(one["out_dir"], int(one["images"]), int(one["seed"]), str(one["background"]))
+                    make_squares(
+                        one["out_dir"],
+                        int(one["images"]),
+                        int(one["seed"]),
+                        str(one["background"]),
+                        count=tuple(one["count"]),
+                    )
         made = [
             {
                 "file": str(Path(one["out_dir"]) / "grounding.jsonl"),
