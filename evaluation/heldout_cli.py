@@ -133,13 +133,20 @@ def evaluate_model(
     start = time.perf_counter()
     model, processor = load_model_and_processor(path, args.device)
     tracker = ElysiumTracker(
-        model, processor, args.clip_len, args.max_new_tokens, search_context=args.search_context, views=args.views
+        model,
+        processor,
+        args.clip_len,
+        args.max_new_tokens,
+        search_context=args.search_context,
+        views=args.views,
+        box_scale=args.box_scale,
     )
     predictions = track_heldout(tracker, tracks, args.batch_size, progress=not args.quiet)
     report = score_heldout(tracker, tracks, predictions, captions=not args.no_captions, progress=not args.quiet)
     report["search_context"] = tracker.search_context  # what "model" resolved to: None = whole frames
     report["clip_len"] = tracker.clip_len
     report["views"] = tracker.views
+    report["box_scale"] = tracker.box_scale
     del tracker, model
     gc.collect()
     baselines = {
@@ -187,7 +194,10 @@ def result_key(path: str | None, tracks: list[Any], args: argparse.Namespace) ->
         # the tracker's "model" settings (track_views, track_search_context, ...) are read from the config
         "config": hashlib.sha256(config.read_bytes()).hexdigest() if config.is_file() else None,
         "tracks": [[t.id, len(t.frames)] for t in tracks],
-        **{k: getattr(args, k) for k in ("clip_len", "search_context", "views", "max_new_tokens", "failures")},
+        **{
+            k: getattr(args, k)
+            for k in ("clip_len", "search_context", "views", "box_scale", "max_new_tokens", "failures")
+        },
         "device": args.device,
         "captions": not args.no_captions,
         "scoring": SCORING,
@@ -262,6 +272,7 @@ def run_heldout(args: argparse.Namespace) -> int:
         "clip_len": args.clip_len,
         "search_context": args.search_context,
         "views": args.views,
+        "box_scale": args.box_scale,
         "protocol": PROTOCOL,
         "captions": not args.no_captions,
         "batch_size": args.batch_size,

@@ -134,7 +134,13 @@ def run_track(args: argparse.Namespace) -> int:
         check_box(box, probe_source.frame_size, what="--box")
     model, processor = load_model_and_processor(args.model, args.device)
     tracker = ElysiumTracker(
-        model, processor, args.clip_len, args.max_new_tokens, search_context=args.search_context, views=args.views
+        model,
+        processor,
+        args.clip_len,
+        args.max_new_tokens,
+        search_context=args.search_context,
+        views=args.views,
+        box_scale=args.box_scale,
     )
     out_dir = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_track")
     result, data, json_path, video_path = track_to_files(
@@ -234,8 +240,22 @@ def _views(text: str) -> int | str:
     return int(text)
 
 
+def _box_scale(text: str) -> float | str:
+    """`--box-scale`: "model" (the model's config's track_box_scale) or a factor in (0, 4]."""
+    if text.strip().lower() == "model":
+        return "model"
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 4:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 'model' or a factor in (0, 4] (1: boxes as answered)")
+    return value
+
+
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
-    """How each clip is cut: `--search-context` (the square) and `--views` (test-time views of it)."""
+    """How each clip is cut: `--search-context` (the square) and `--views` (test-time views of it); and how its
+    boxes are reported: `--box-scale`."""
     parser.add_argument(
         "--search-context",
         type=_search_context,
@@ -249,6 +269,13 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         default="model",
         help="test-time views of each square (the square, mirrored, shifted by half a patch, ...), their boxes "
         "combined frame by frame; each view is one more pass (default: the model's config's track_views, else 1)",
+    )
+    parser.add_argument(
+        "--box-scale",
+        type=_box_scale,
+        default="model",
+        help="widen each reported box by this factor about its centre; the tracker follows the box as answered "
+        "(default: as calibrated for the model, its config's track_box_scale, else 1)",
     )
 
 

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from elysium.processing.boxes import check_box, format_track, normalize_box
+from elysium.processing.boxes import check_box, format_track, normalize_box, widen_box
 from elysium.processing.crops import Region, box_in_crop, crop_image, pixel_region, square_around
 from elysium.processing.prompts import REC, RSOT, SOT, VIDEO_REG
 from elysium.processing.video import FrameItem, VideoError, iter_video
@@ -235,6 +235,10 @@ class ElysiumTracker:
     one more pass of the clip through the vision tower and the LLM.
     `refine_found` (with search regions): RSOT asks its first clip on whole frames, then again as SOT in the square
     around the box it found, and keeps the second answer.
+    `box_scale` (default: the model's `config.track_box_scale`, else 1): each box the tracker reports is widened
+    by it about its centre (within the frame); the box carried to the next clip, and so the next square and prompt,
+    stays as the model answered (widening those made the track drift: docs/elysium-tiny/localization.md, "Box
+    size"). A given first box is reported as given.
 
     `stats` accumulates seconds spent decoding frames, preprocessing them, in the vision tower (with T-Selector and
     projector) and in the language model (`generate`), so the cost of each part can be measured.
@@ -249,6 +253,7 @@ class ElysiumTracker:
         search_context: float | str | None = "model",
         views: int | str = "model",
         refine_found: bool = True,
+        box_scale: float | str = "model",
     ):
         if clip_len is None:  # as the model was trained (`ElysiumConfig.track_clip_len`), else the paper's 8
             clip_len = getattr(model.config, "track_clip_len", None) or DEFAULT_CLIP_LEN
@@ -268,6 +273,14 @@ class ElysiumTracker:
         if not isinstance(views, int) or not 1 <= views <= len(VIEWS):
             raise ValueError(f"views={views!r}: give a number of test-time views from 1 to {len(VIEWS)}, or 'model'.")
         self.views = views
+        if box_scale == "model":  # as calibrated for the model on validation videos (`ElysiumConfig.track_box_scale`)
+            box_scale = getattr(model.config, "track_box_scale", None) or 1.0
+        if isinstance(box_scale, bool) or not isinstance(box_scale, (int, float)) or not 0 < box_scale <= 4:
+            raise ValueError(
+                f"box_scale={box_scale!r}: give a factor in (0, 4] the reported boxes are widened by (1: as "
+                "answered), or 'model'."
+            )
+        self.box_scale = float(box_scale)
         vision = model.config.vision_config
         self.patch_fraction = vision.patch_size / vision.image_size  # a patch's share of a square's side
         self.model = model
@@ -487,24 +500,29 @@ class ElysiumTracker:
             if stream.pending:
                 if not stream.first:  # the overlap frame waited too, but this clip did predict its box
                     overlap = stream.pending.pop()
+                found = self._report(stream, boxes[0])
                 for item in stream.pending:
-                    emitted.append((TrackedFrame(item.index, item.timestamp, list(boxes[0]), True), item))
+                    emitted.append((TrackedFrame(item.index, item.timestamp, list(found), True), item))
                 if not stream.first:
-                    emitted.append(
-                        (TrackedFrame(overlap.index, overlap.timestamp, list(boxes[0]), repaired[0]), overlap)
-                    )
+                    frame = TrackedFrame(overlap.index, overlap.timestamp, list(found), repaired[0])
+                    emitted.append((frame, overlap))
                 stream.pending = []
             for position in range(skip, len(items)):
                 item = items[position]
                 if stream.first and position == 0 and stream.box is not None and not stream.refining:
                     frame = TrackedFrame(item.index, item.timestamp, list(stream.box), False)  # the given box
                 else:
-                    frame = TrackedFrame(item.index, item.timestamp, list(boxes[position]), bool(repaired[position]))
+                    box = self._report(stream, boxes[position])
+                    frame = TrackedFrame(item.index, item.timestamp, box, bool(repaired[position]))
                 emitted.append((frame, item))
             stream.box = list(boxes[-1])
         stream.first = stream.refining = False
         stream.carry, stream.carry_feature = items[-1], feats[-1]
         return emitted
+
+    def _report(self, stream: _Stream, box: Sequence[float]) -> list[float]:
+        """An answered pixel box as the tracker reports it: widened by `box_scale` (not the box it carries)."""
+        return list(box) if self.box_scale == 1.0 else widen_box(box, self.box_scale, stream.frame_size)
 
     def _finish(self, stream: _Stream) -> list[tuple[TrackedFrame, FrameItem]]:
         """End of a video: frames where RSOT never found the object get the whole frame, marked repaired."""

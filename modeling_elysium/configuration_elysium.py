@@ -35,6 +35,11 @@ class ElysiumConfig(PreTrainedConfig):
     track_views (`int`, *optional*):
         Test-time views of each search region `ElysiumTracker` combines by default (the square, mirrored, shifted
         by half a patch, ...), as tuned on held-out videos. `None`: one, the square alone.
+    track_box_scale (`float`, *optional*):
+        Factor `ElysiumTracker` widens each box it reports by, about its centre (within the frame), as calibrated
+        on validation videos: a small model's answers come out smaller than the target, and a box a little wider
+        than the target loses less overlap to an error in its position. The box carried to the next clip stays as
+        answered. `None`: 1, the boxes as answered.
 
     Example:
 
@@ -76,6 +81,7 @@ class ElysiumConfig(PreTrainedConfig):
     track_search_context: float | None = None
     track_clip_len: int | None = None
     track_views: int | None = None
+    track_box_scale: float | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -97,6 +103,13 @@ class ElysiumConfig(PreTrainedConfig):
         if self.track_views is not None and not (isinstance(self.track_views, int) and self.track_views >= 1):
             raise ValueError(
                 f"track_views={self.track_views!r}: give a number of test-time views >= 1, or None for one."
+            )
+        if self.track_box_scale is not None and not (
+            isinstance(self.track_box_scale, (int, float)) and 0 < self.track_box_scale <= 4
+        ):
+            raise ValueError(
+                f"track_box_scale={self.track_box_scale!r}: give a factor in (0, 4] the reported boxes are widened "
+                "by (e.g. 1.25), or None to report them as answered."
             )
 
     @property

@@ -63,6 +63,15 @@ def denormalize_box(box: Sequence[float], frame_size: tuple[int, int]) -> list[f
     return [box[0] * width, box[1] * height, box[2] * width, box[3] * height]
 
 
+def widen_box(box: Sequence[float], factor: float, frame_size: tuple[int, int]) -> list[float]:
+    """Pixels ``[x1,y1,x2,y2]`` with width and height times `factor` about the same centre, cut to the frame."""
+    width, height = frame_size
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half_w, half_h = (box[2] - box[0]) * factor / 2, (box[3] - box[1]) * factor / 2
+    x1, y1 = max(0.0, cx - half_w), max(0.0, cy - half_h)
+    return [x1, y1, min(float(width), cx + half_w), min(float(height), cy + half_h)]
+
+
 def format_box(box: Sequence[float]) -> str:
     """Normalized box to the released text, e.g. ``[0.23,0.45,0.46,0.72]`` -> ``"[23,45,46,72]"``."""
     bins = [min(MAX_BIN, max(0, round(100 * float(v)))) for v in box]

@@ -474,3 +474,50 @@ def test_rsot_asks_its_first_clip_again_in_the_square_around_what_it_found(model
         assert result.frames[i].box == pytest.approx([40 + 4 * i, 52, 50 + 4 * i, 60], abs=0.5)
     assert len(seen) == 3  # the whole-frame clip, its second asking, then one SOT clip for frames 4-6
     assert ElysiumTracker(model, processor, refine_found=False).refine_found is False
+
+
+def test_box_scale_widens_the_reported_boxes_but_not_the_one_carried(model, processor, tokenizer, monkeypatch):
+    """`box_scale=1.5`: every answered box is reported 1.5 times as wide and high about its centre, cut to the
+    frame; the given first box is reported as given, and the next clip is prompted with the box as answered, so
+    the model is asked exactly what it is asked at 1. Expected values are worked out by hand."""
+    from elysium.processing.boxes import widen_box
+
+    monkeypatch.setattr(model.config, "track_search_context", None)
+    answers = [format_track(norm_track(0, 4)), format_track(norm_track(3, 4))]
+    runs = {}
+    for scale in (1.0, 1.5):
+        seen: list[str] = []
+        script_generate(model, tokenizer, answers, seen)
+        tracker = ElysiumTracker(model, processor, clip_len=4, max_new_tokens=12, box_scale=scale)
+        runs[scale] = (tracker.track(moving_square(7), box=[0, 10, 10, 20]), seen)
+
+    (plain, seen_plain), (wide, seen_wide) = runs[1.0], runs[1.5]
+    assert seen_wide == seen_plain and format_box([0.03, 0.2, 0.23, 0.4]) in seen_wide[1]  # frame 3 as answered
+    assert wide.frames[0].box == plain.frames[0].box == [0, 10, 10, 20]
+    # frame 1 answered (0.64, 9.6)-(13.44, 19.2): centre (7.04, 14.4), 19.2 x 14.4 wide, cut at the left edge
+    assert wide.frames[1].box == pytest.approx([0.0, 7.2, 16.64, 21.6])
+    for a, b in zip(plain.frames[1:], wide.frames[1:]):
+        assert b.box == pytest.approx(widen_box(a.box, 1.5, (WIDTH, HEIGHT)))
+    assert [f.index for f in wide.frames] == list(range(7))
+
+
+def test_box_scale_defaults_to_the_models_own_and_is_checked(model, processor, monkeypatch, capsys):
+    from elysium.inference.cli import build_parser
+
+    assert ElysiumTracker(model, processor).box_scale == 1.0
+    monkeypatch.setattr(model.config, "track_box_scale", 1.25)
+    assert ElysiumTracker(model, processor).box_scale == 1.25
+    assert ElysiumTracker(model, processor, box_scale=1).box_scale == 1.0
+    for bad in (0, -1.0, 5.0, True, "wide"):
+        with pytest.raises(ValueError, match="box_scale"):
+            ElysiumTracker(model, processor, box_scale=bad)
+    with pytest.raises(ValueError, match="track_box_scale"):
+        type(model.config)(**{**model.config.to_dict(), "track_box_scale": 0.0})
+    parser = build_parser()
+    video = ["track", "v.mp4", "--box", "0,0,4,4"]
+    assert parser.parse_args(video).box_scale == "model"
+    assert parser.parse_args([*video, "--box-scale", "1.2"]).box_scale == 1.2
+    for bad in ("0", "9", "wide"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*video, "--box-scale", bad])
+        assert "a factor in (0, 4]" in capsys.readouterr().err

@@ -9,11 +9,12 @@ the held-out scores), `training_curves.json` / `.png` (the runs end to end, the 
 card with the held-out tables of `elysium heldout`. The folder is replaced atomically.
 
     python -m elysium.training.ship_tiny --refresh models/elysium-tiny --heldout REPORT.json [--views N] \
-        [--compare runs/elysium-tiny-frozen-gate]
+        [--box-scale F] [--compare runs/elysium-tiny-frozen-gate]
 
 re-scores a shipped folder without its run: its record and card get the new held-out report, and its curves the
 compared runs beside its own (kept from when it shipped). With either,
-`--views` sets the tracker's default test-time views (`track_views` in `config.json`) the report was made with.
+`--views` and `--box-scale` set the tracker's defaults the report was made with (`track_views`, its test-time
+views, and `track_box_scale`, how much it widens the boxes it reports, in `config.json`).
 """
 
 from __future__ import annotations
@@ -224,6 +225,7 @@ def ship(
     compare: list[Path] | None = None,
     config_path: str = CONFIG,
     views: int | None = None,
+    box_scale: float | None = None,
 ) -> Path:
     """Write `out` (replaced whole) from a run folder of the recipe at `config_path` (repository-relative)."""
     config = load_config(Path(__file__).resolve().parents[1] / config_path)
@@ -242,7 +244,7 @@ def ship(
         shutil.copytree(final, tmp, dirs_exist_ok=True)
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle of the Trainer's arguments: not for users
         drop_remote_code(tmp)
-        set_views(tmp, views)
+        set_tracker_defaults(tmp, views, box_scale)
         write_json_atomic(tmp / "elysium_recipe.json", recipe)
         write_curves(tmp, runs)
         (tmp / "model.safetensors").chmod(0o644)  # save_pretrained writes 0600; installed data must be readable
@@ -262,21 +264,29 @@ def write_curves(folder: Path, runs: list[dict[str, Any]]) -> None:
     plot_runs(runs, folder / "training_curves.png")
 
 
-def set_views(folder: Path, views: int | None) -> None:
-    """`track_views` in `folder`'s `config.json` (the tracker's default test-time views; checked by the config),
-    only that key: a re-save would also rewrite what the run saved."""
-    if views is None:
+def set_tracker_defaults(folder: Path, views: int | None = None, box_scale: float | None = None) -> None:
+    """`track_views` and `track_box_scale` in `folder`'s `config.json` (the tracker's defaults; checked by the
+    config), where given, and only those keys: a re-save would also rewrite what the run saved."""
+    keys = {k: v for k, v in (("track_views", views), ("track_box_scale", box_scale)) if v is not None}
+    if not keys:
         return
     from elysium.modeling_elysium import ElysiumConfig
 
     config = json.loads((folder / "config.json").read_text())
-    write_json_atomic(folder / "config.json", {**config, "track_views": views})
+    write_json_atomic(folder / "config.json", {**config, **keys})
     ElysiumConfig.from_pretrained(folder)
 
 
-def refresh(folder: Path, heldout: Path, views: int | None = None, compare: list[Path] | None = None) -> Path:
-    """Give a shipped `folder` a new held-out report (record and card), with `views` its tracker default, and with
-    `compare` new runs drawn beside its own training curve (the shipped run's record is kept, its folder is gone)."""
+def refresh(
+    folder: Path,
+    heldout: Path,
+    views: int | None = None,
+    compare: list[Path] | None = None,
+    box_scale: float | None = None,
+) -> Path:
+    """Give a shipped `folder` a new held-out report (record and card), with `views` and `box_scale` its tracker
+    defaults, and with `compare` new runs drawn beside its own training curve (the shipped run's record is kept,
+    its folder is gone)."""
     from elysium.modeling_elysium import ElysiumConfig
     from elysium.processing import ElysiumProcessor
 
@@ -288,7 +298,7 @@ def refresh(folder: Path, heldout: Path, views: int | None = None, compare: list
         recipe = json.loads((tmp / "elysium_recipe.json").read_text())
         recipe["heldout"] = compact_report(report)
         write_json_atomic(tmp / "elysium_recipe.json", recipe)
-        set_views(tmp, views)
+        set_tracker_defaults(tmp, views, box_scale)
         if compare:
             runs = json.loads((tmp / "training_curves.json").read_text())[:1] + [read_run(run) for run in compare]
             write_curves(tmp, runs)
@@ -307,14 +317,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", type=Path, default=None, help="report.json of `elysium heldout`")
     parser.add_argument("--compare", type=Path, nargs="*", default=[], help="other runs drawn beside it")
     parser.add_argument("--views", type=int, default=None, help="the tracker's default test-time views")
+    parser.add_argument(
+        "--box-scale", type=float, default=None, help="the tracker's default widening of the boxes it reports"
+    )
     args = parser.parse_args(argv)
     try:
         if args.refresh is not None:
             if args.heldout is None:
                 raise ValueError("--refresh needs --heldout: the report to put in the record and card")
-            print(refresh(args.refresh, args.heldout, args.views, args.compare))
+            print(refresh(args.refresh, args.heldout, args.views, args.compare, args.box_scale))
         else:
-            print(ship(args.run, args.out, args.heldout, args.compare, views=args.views))
+            print(ship(args.run, args.out, args.heldout, args.compare, views=args.views, box_scale=args.box_scale))
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
