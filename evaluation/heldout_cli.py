@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from elysium.inference.cli import UserError
-from elysium.inference.track_cli import add_search_arguments
+from elysium.inference.track_cli import add_search_arguments, tracker_from_args
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SYNTH_SIZE = (160, 120)
@@ -125,22 +125,13 @@ def evaluate_model(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One model's report (scores, per-track IoU, failure cases) and the baselines its run computed."""
     from elysium.inference.loading import load_model_and_processor
-    from elysium.inference.tracker import ElysiumTracker
 
     from .failure_cases import FAILURE_CONDITIONS, write_failure_cases
     from .heldout import CONDITIONS, mean_ious, score_heldout, track_heldout
 
     start = time.perf_counter()
     model, processor = load_model_and_processor(path, args.device)
-    tracker = ElysiumTracker(
-        model,
-        processor,
-        args.clip_len,
-        args.max_new_tokens,
-        search_context=args.search_context,
-        views=args.views,
-        box_scale=args.box_scale,
-    )
+    tracker = tracker_from_args(model, processor, args)
     predictions = track_heldout(tracker, tracks, args.batch_size, progress=not args.quiet)
     report = score_heldout(tracker, tracks, predictions, captions=not args.no_captions, progress=not args.quiet)
     report["search_context"] = tracker.search_context  # what "model" resolved to: None = whole frames

@@ -119,7 +119,7 @@ def track_to_files(
 
 def run_track(args: argparse.Namespace) -> int:
     from elysium.inference.loading import load_model_and_processor
-    from elysium.inference.tracker import ElysiumTracker, VideoSource
+    from elysium.inference.tracker import VideoSource
     from elysium.processing.boxes import check_box
 
     box = parse_box_argument(args.box) if args.box is not None else None
@@ -133,15 +133,7 @@ def run_track(args: argparse.Namespace) -> int:
     if box is not None:
         check_box(box, probe_source.frame_size, what="--box")
     model, processor = load_model_and_processor(args.model, args.device)
-    tracker = ElysiumTracker(
-        model,
-        processor,
-        args.clip_len,
-        args.max_new_tokens,
-        search_context=args.search_context,
-        views=args.views,
-        box_scale=args.box_scale,
-    )
+    tracker = tracker_from_args(model, processor, args)
     out_dir = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_track")
     result, data, json_path, video_path = track_to_files(
         tracker,
@@ -242,15 +234,16 @@ def _views(text: str) -> int | str:
 
 def _box_scale(text: str) -> float | str:
     """`--box-scale`: "model" (the model's config's track_box_scale) or a factor in (0, 4]."""
+    from elysium.processing.boxes import check_box_scale
+
     if text.strip().lower() == "model":
         return "model"
     try:
-        value = float(text)
+        return check_box_scale(float(text), what="--box-scale")
     except ValueError:
-        value = 0.0
-    if not 0 < value <= 4:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 'model' or a factor in (0, 4] (1: boxes as answered)")
-    return value
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give 'model' or a factor in (0, 4] the reported boxes are widened by (1: as answered)"
+        ) from None
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -276,6 +269,21 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         default="model",
         help="widen each reported box by this factor about its centre; the tracker follows the box as answered "
         "(default: as calibrated for the model, its config's track_box_scale, else 1)",
+    )
+
+
+def tracker_from_args(model: Any, processor: Any, args: argparse.Namespace) -> Any:
+    """The `ElysiumTracker` of a command's `--clip-len`, `--max-new-tokens` and `add_search_arguments` flags."""
+    from elysium.inference.tracker import ElysiumTracker
+
+    return ElysiumTracker(
+        model,
+        processor,
+        args.clip_len,
+        args.max_new_tokens,
+        search_context=args.search_context,
+        views=args.views,
+        box_scale=args.box_scale,
     )
 
 

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from elysium.processing.boxes import check_box, format_track, normalize_box, widen_box
+from elysium.processing.boxes import check_box, check_box_scale, format_track, normalize_box, widen_box
 from elysium.processing.crops import Region, box_in_crop, crop_image, pixel_region, square_around
 from elysium.processing.prompts import REC, RSOT, SOT, VIDEO_REG
 from elysium.processing.video import FrameItem, VideoError, iter_video
@@ -275,12 +275,7 @@ class ElysiumTracker:
         self.views = views
         if box_scale == "model":  # as calibrated for the model on validation videos (`ElysiumConfig.track_box_scale`)
             box_scale = getattr(model.config, "track_box_scale", None) or 1.0
-        if isinstance(box_scale, bool) or not isinstance(box_scale, (int, float)) or not 0 < box_scale <= 4:
-            raise ValueError(
-                f"box_scale={box_scale!r}: give a factor in (0, 4] the reported boxes are widened by (1: as "
-                "answered), or 'model'."
-            )
-        self.box_scale = float(box_scale)
+        self.box_scale = check_box_scale(box_scale)
         vision = model.config.vision_config
         self.patch_fraction = vision.patch_size / vision.image_size  # a patch's share of a square's side
         self.model = model

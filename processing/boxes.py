@@ -72,6 +72,15 @@ def widen_box(box: Sequence[float], factor: float, frame_size: tuple[int, int]) 
     return [x1, y1, min(float(width), cx + half_w), min(float(height), cy + half_h)]
 
 
+def check_box_scale(factor: object, *, what: str = "box_scale") -> float:
+    """A factor to widen reported boxes by (`widen_box`), in (0, 4]; a clear error otherwise."""
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor <= 4:
+        raise ValueError(
+            f"{what}={factor!r}: give a factor in (0, 4] the reported boxes are widened by (1: as answered)."
+        )
+    return float(factor)
+
+
 def format_box(box: Sequence[float]) -> str:
     """Normalized box to the released text, e.g. ``[0.23,0.45,0.46,0.72]`` -> ``"[23,45,46,72]"``."""
     bins = [min(MAX_BIN, max(0, round(100 * float(v)))) for v in box]
