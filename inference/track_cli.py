@@ -19,6 +19,7 @@ import numpy as np
 from elysium.atomic import write_json_atomic
 from elysium.inference.cli import UserError
 from elysium.inference.default_model import DEFAULT_MODEL
+from elysium.inference.threads import add_thread_argument, use_threads
 
 GIVEN_COLOR = (40, 220, 90)  # boxes read from the model
 REPAIRED_COLOR = (255, 150, 0)  # boxes carried over malformed output
@@ -270,12 +271,22 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         help="widen each reported box by this factor about its centre; the tracker follows the box as answered "
         "(default: as calibrated for the model, its config's track_box_scale, else 1)",
     )
+    parser.add_argument(
+        "--decoder",
+        choices=["auto", "constrained", "generate"],
+        default="auto",
+        help="constrained: greedy under the box grammar, one LLM pass per token the model chooses (same answers as "
+        "generate where the model answers in the format); generate: transformers' generate; auto (default): "
+        "constrained where the tokenizer fits the grammar",
+    )
+    add_thread_argument(parser)
 
 
 def tracker_from_args(model: Any, processor: Any, args: argparse.Namespace) -> Any:
     """The `ElysiumTracker` of a command's `--clip-len`, `--max-new-tokens` and `add_search_arguments` flags."""
     from elysium.inference.tracker import ElysiumTracker
 
+    use_threads(getattr(args, "threads", None))
     return ElysiumTracker(
         model,
         processor,
@@ -284,6 +295,7 @@ def tracker_from_args(model: Any, processor: Any, args: argparse.Namespace) -> A
         search_context=args.search_context,
         views=args.views,
         box_scale=args.box_scale,
+        decoder=getattr(args, "decoder", "auto"),
     )
 
 

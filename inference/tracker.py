@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from elysium.inference.box_decoder import ConstrainedBoxDecoder, box_grammar_problem
 from elysium.processing.boxes import check_box, check_box_scale, format_track, normalize_box, widen_box
 from elysium.processing.crops import Region, box_in_crop, crop_image, pixel_region, square_around
 from elysium.processing.prompts import REC, RSOT, SOT, VIDEO_REG
@@ -239,6 +240,10 @@ class ElysiumTracker:
     by it about its centre (within the frame); the box carried to the next clip, and so the next square and prompt,
     stays as the model answered (widening those made the track drift: docs/elysium-tiny/localization.md, "Box
     size"). A given first box is reported as given.
+    `decoder`: how tracking answers are decoded: "constrained" (`ConstrainedBoxDecoder`: greedy under the box
+    grammar, the tokens `generate` gives where the model answers in the format, one forward pass per free token,
+    answers that always parse), "generate" (transformers' `generate`, for models that answer in another format), or
+    "auto" (constrained where the tokenizer writes boxes in a way the grammar follows, else generate).
 
     `stats` accumulates seconds spent decoding frames, preprocessing them, in the vision tower (with T-Selector and
     projector) and in the language model (`generate`), so the cost of each part can be measured.
@@ -254,6 +259,7 @@ class ElysiumTracker:
         views: int | str = "model",
         refine_found: bool = True,
         box_scale: float | str = "model",
+        decoder: str = "auto",
     ):
         if clip_len is None:  # as the model was trained (`ElysiumConfig.track_clip_len`), else the paper's 8
             clip_len = getattr(model.config, "track_clip_len", None) or DEFAULT_CLIP_LEN
@@ -287,6 +293,20 @@ class ElysiumTracker:
         self.model_size = (int(size["width"]), int(size["height"]))
         self.stats: dict[str, float] = {}
         self.reset_stats()
+        self.decoder = self._choose_decoder(decoder)
+        self._box_decoder = ConstrainedBoxDecoder(model, processor) if self.decoder == "constrained" else None
+
+    def _choose_decoder(self, decoder: str) -> str:
+        if decoder not in ("auto", "constrained", "generate"):
+            raise ValueError(f"decoder={decoder!r}: give 'constrained', 'generate' or 'auto'.")
+        if decoder == "generate" or (decoder == "auto" and self.max_new_tokens is not None):  # a cap is generate's
+            return "generate"
+        problem = box_grammar_problem(self.processor)
+        if problem is None:
+            return "constrained"
+        if decoder == "constrained":
+            raise ValueError(f"decoder='constrained' cannot follow this tokenizer ({problem}); use 'generate'.")
+        return "generate"
 
     # -- bookkeeping ------------------------------------------------------------------------------------------
 
@@ -326,6 +346,13 @@ class ElysiumTracker:
         self.stats["llm_s"] += time.perf_counter() - start
         new_tokens = output[:, encoding["input_ids"].shape[1] :]
         return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+    def _decode_boxes(self, prompts: list[str], features: list[torch.Tensor], num_frames: list[int]) -> list[str]:
+        """Tracking answers from the constrained decoder (the same texts greedy `generate` gives in the format)."""
+        start = time.perf_counter()
+        texts, _ = self._box_decoder.decode(prompts, features, num_frames)
+        self.stats["llm_s"] += time.perf_counter() - start
+        return texts
 
     def _encode_frames(self, frames: list[np.ndarray]) -> list[torch.Tensor]:
         """Frames -> one `(t_selector_tokens, hidden)` tensor each, all through the vision tower as one batch."""
@@ -423,8 +450,11 @@ class ElysiumTracker:
                     asked.append((stream, items, feats, region))
             texts: list[str] = []
             if prompts:
-                budget = max(self._answer_budget(len(items)) for _, items, _, _ in asked)
-                texts = self._generate(prompts, clip_features, budget)
+                if self._box_decoder is not None:
+                    texts = self._decode_boxes(prompts, clip_features, [len(items) for _, items, _, _ in asked])
+                else:
+                    budget = max(self._answer_budget(len(items)) for _, items, _, _ in asked)
+                    texts = self._generate(prompts, clip_features, budget)
                 self.stats["clips"] += len({id(stream) for stream, _, _, _ in asked})
             # Answers are read in the pixels of what the model saw (a view or the frame), then moved to the frame,
             # and a stream's views are combined into one answer.

@@ -1,0 +1,447 @@
+"""A grammar-constrained greedy decoder for tracking answers: only the tokens the model must choose cost a step.
+
+A tracking answer is `format_track(boxes)` (processing/boxes.py) followed by `</s>`: between the numbers everything
+is fixed (`Frame k: [`, commas, `]`, `].`, `</s>`), and each number is 0..MAX_BIN. `BoxGrammar` turns that into a
+token-level grammar for one tokenizer, derived by tokenizing probe answers in the context of a real prompt (built by
+the processor) and checked against the processor's own tokenization, so it holds for digits split one per token (the
+tiny model, Llama) and for merged multi-digit tokens (a byte-level BPE) alike; no token id is written here.
+
+`ConstrainedBoxDecoder` decodes a left-padded batch greedily with it:
+- a forced run (one allowed token after another) is fed as one chunk with the free token that precedes it, so there
+  is one forward pass per free token (a number's first digit, then "second digit or what follows");
+- the free token is the argmax over the allowed tokens only, and where the model's own argmax is allowed (a model that
+  answers in the format) it is the token `generate` picks; `stats["departures"]` counts emitted tokens that were not
+  the model's unconstrained argmax at their position (0 means the answer is the one greedy `generate` would give);
+- boxes keep x1 < x2 and y1 < y2, so every answer parses (`parse_track` repairs nothing);
+- the prompt's part before the first frame (system line, `USER: `, `Frame 1: `) is the same for every clip: its KV
+  cache is computed once and copied into each batch (`reuse_prefix`).
+
+transformers' `generate` has no hook for this: a `LogitsProcessor` can mask tokens but cannot feed a forced run as a
+chunk, so the loop is written here on the model's forward and a `DynamicCache`, with the attention mask and position
+ids `generate` would use (positions count the real tokens of a row, padding is masked), so greedy choices agree.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from elysium.processing.boxes import MAX_BIN
+from elysium.processing.prompts import SOT
+from transformers import DynamicCache
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+__all__ = ["BoxGrammar", "ConstrainedBoxDecoder", "GrammarError", "box_grammar_problem"]
+
+# Per box the codec writes x1, y1, x2, y2 and a usable box has x1 < x2 and y1 < y2 (`boxes._is_usable`): the
+# coordinate each one must exceed, by position in the box.
+_MUST_EXCEED = {2: 0, 3: 1}
+
+
+class GrammarError(ValueError):
+    """The tokenizer writes box answers in a way this grammar cannot follow token by token."""
+
+
+@dataclass
+class _Node:
+    """A node of a number slot's token trie: its children by token, the value it completes (if any) and the values
+    reachable below it."""
+
+    children: dict[int, _Node] = field(default_factory=dict)
+    value: int | None = None
+    reachable: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _Slot:
+    """A number of the answer: its coordinate in the box and the trie of each value's tokens in this place."""
+
+    coordinate: int
+    root: _Node
+    tokens: dict[int, list[int]]
+
+
+class BoxGrammar:
+    """The token-level grammar of a tracking answer for `num_frames` frames: literals (fixed token runs) alternating
+    with number slots. Build it with `from_processor`; raises `GrammarError` where the tokenizer does not fit."""
+
+    def __init__(self, literals: list[list[int]], slots: list[_Slot], eos_token_id: int):
+        self.literals = literals  # len(slots) + 1 runs; the last one ends with </s>
+        self.slots = slots
+        self.eos_token_id = eos_token_id
+
+    # -- derivation -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_processor(cls, processor: Any, num_frames: int, checks: int = 24, seed: int = 0) -> BoxGrammar:
+        tokenizer = processor.tokenizer
+        eos = tokenizer.eos_token_id
+        if eos is None:
+            raise GrammarError("the tokenizer has no end-of-sequence token, so an answer has no end")
+        context_box = [0.25, 0.25, 0.5, 0.5]
+        prompt = processor.build_prompt(SOT, num_frames, box=context_box)
+
+        def answer(values: Sequence[int]) -> str:  # bins through the codec, as the tracker reads them back
+            boxes = [[values[4 * f + c] / 100 for c in range(4)] for f in range(num_frames)]
+            return processor.format_track_answer(boxes)
+
+        def continuation(values: Sequence[int]) -> tuple[str, str]:
+            text = answer(values)
+            full = processor.build_prompt(SOT, num_frames, box=context_box, answer=text)
+            if not full.startswith(prompt) or text not in full[len(prompt) :]:
+                raise GrammarError("the training text of an answer does not continue the prompt")
+            return full[len(prompt) :], text
+
+        # Where the numbers are: the characters that differ between an all-0 and an all-1 answer.
+        count = 4 * num_frames
+        zeros, ones = answer([0] * count), answer([1] * count)
+        if len(zeros) != len(ones):
+            raise GrammarError("the codec writes 0 and 1 with different widths")
+        places = [i for i, (a, b) in enumerate(zip(zeros, ones)) if a != b]
+        if len(places) != count:
+            raise GrammarError(f"found {len(places)} numbers in an answer of {num_frames} boxes, not {count}")
+        cont, text = continuation([0] * count)
+        start = cont.index(text)
+        cuts = [start + p for p in places]  # one character each in the all-0 continuation
+        pieces = [cont[: cuts[0]]] + [cont[a + 1 : b] for a, b in zip(cuts, cuts[1:])] + [cont[cuts[-1] + 1 :]]
+
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        literals: list[list[int]] | None = None
+        tables: list[dict[int, list[int]]] = [{} for _ in range(count)]
+        for value in range(MAX_BIN + 1):
+            cont, _ = continuation([value] * count)
+            encoded = tokenizer(prompt + cont, return_offsets_mapping=True)
+            ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+            if ids[: len(prompt_ids)] != prompt_ids:
+                raise GrammarError("the prompt's tokens change when the answer follows it")
+            # Character spans of the numbers in this continuation, then each token assigned to a literal or a number.
+            spans, position = [], 0
+            for piece in pieces[:-1]:
+                position += len(piece)
+                spans.append((position, position + len(str(value))))
+                position += len(str(value))
+            base = len(prompt)
+            runs: list[list[int]] = [[] for _ in range(2 * count + 1)]  # literal, number, literal, ..., literal
+            for token, (a, b) in zip(ids[len(prompt_ids) :], offsets[len(prompt_ids) :]):
+                a, b = a - base, b - base
+                part = 2 * sum(1 for s, _ in spans if a >= s)  # literals before and numbers started before
+                inside = part > 0 and spans[part // 2 - 1][0] <= a and b <= spans[part // 2 - 1][1] and b > a
+                straddles = any(s < b and a < e and not (s <= a and b <= e) for s, e in spans)
+                if straddles:
+                    raise GrammarError(f"a token joins a number with the text beside it (value {value})")
+                runs[part - 1 if inside else part].append(token)
+            if literals is None:
+                literals = runs[0::2]
+            elif runs[0::2] != literals:
+                raise GrammarError("the fixed text between numbers tokenizes differently for different numbers")
+            for slot in range(count):
+                if not runs[2 * slot + 1]:
+                    raise GrammarError(f"the number {value} has no tokens of its own")
+                tables[slot][value] = runs[2 * slot + 1]
+        assert literals is not None
+        if not literals[-1] or literals[-1][-1] != eos:
+            raise GrammarError("the answer's tokens do not end with the end-of-sequence token")
+        if any(not run for run in literals[1:-1]):
+            raise GrammarError("two numbers follow each other with no fixed text between them")
+        slots = [_Slot(slot % 4, _trie(tables[slot]), tables[slot]) for slot in range(count)]
+        for slot, follow in zip(slots, literals[1:]):
+            if _trie_tokens(slot.root) & {follow[0]}:
+                raise GrammarError("a token both continues a number and ends it")
+        grammar = cls(literals, slots, eos)
+        grammar._check(processor, prompt, answer, random.Random(seed), checks)
+        return grammar
+
+    def _check(self, processor: Any, prompt: str, answer: Any, rng: random.Random, checks: int) -> None:
+        """Random valid answers: the grammar's tokens must be the processor's tokens of prompt + answer."""
+        prompt_ids = processor.tokenize(prompt, return_tensors=None, padding=False)["input_ids"][0]
+        context_box = [0.25, 0.25, 0.5, 0.5]
+        for _ in range(checks):
+            values = []
+            for _ in range(len(self.slots) // 4):
+                x1, y1 = rng.randint(0, MAX_BIN - 1), rng.randint(0, MAX_BIN - 1)
+                values += [x1, y1, rng.randint(x1 + 1, MAX_BIN), rng.randint(y1 + 1, MAX_BIN)]
+            full = processor.build_prompt(SOT, len(self.slots) // 4, box=context_box, answer=answer(values))
+            ids = processor.tokenize(full, return_tensors=None, padding=False)["input_ids"][0]
+            if ids[: len(prompt_ids)] != prompt_ids or ids[len(prompt_ids) :] != self.tokens(values):
+                raise GrammarError(f"the grammar's tokens for {values} differ from the tokenizer's")
+
+    def tokens(self, values: Sequence[int]) -> list[int]:
+        """The answer's token ids for the numbers `values` (4 a frame)."""
+        ids = list(self.literals[0])
+        for slot, value, literal in zip(self.slots, values, self.literals[1:]):
+            ids += slot.tokens[value] + literal
+        return ids
+
+    # -- decoding ---------------------------------------------------------------------------------------------
+
+    def start(self) -> _State:
+        return _State()
+
+    def allowed(self, state: _State) -> list[int]:
+        """The tokens that may come next in `state` ([] once the answer ended)."""
+        if state.done:
+            return []
+        if state.node is None:  # inside a literal
+            return [self.literals[state.item][state.offset]]
+        slot = self.slots[state.item]
+        low, high = self._range(slot, state.values)
+        tokens = [t for t, child in state.node.children.items() if any(low <= v <= high for v in child.reachable)]
+        if state.node.value is not None and low <= state.node.value <= high:
+            tokens.append(self.literals[state.item + 1][0])
+        return tokens
+
+    def advance(self, state: _State, token: int) -> None:
+        """`state` after `token` (one of `allowed(state)`)."""
+        if state.node is None:
+            state.offset += 1
+            if state.offset == len(self.literals[state.item]):
+                if state.item == len(self.slots):
+                    state.done = True
+                else:
+                    state.node, state.offset = self.slots[state.item].root, 0
+            return
+        child = state.node.children.get(token)
+        if child is not None:
+            state.node = child
+            return
+        state.values.append(state.node.value)  # the number ended: its literal's first token
+        state.item += 1
+        state.node, state.offset = None, 1
+        if state.offset == len(self.literals[state.item]):
+            state.node, state.offset = self.slots[state.item].root, 0
+
+    def _range(self, slot: _Slot, values: list[int]) -> tuple[int, int]:
+        if slot.coordinate in _MUST_EXCEED:
+            box_start = len(values) - slot.coordinate
+            return values[box_start + _MUST_EXCEED[slot.coordinate]] + 1, MAX_BIN
+        return 0, MAX_BIN - 1
+
+
+@dataclass
+class _State:
+    item: int = 0  # literal index (node None) or slot index (node set)
+    offset: int = 0
+    node: _Node | None = None
+    values: list[int] = field(default_factory=list)
+    done: bool = False
+
+
+def _trie(table: dict[int, list[int]]) -> _Node:
+    root = _Node()
+    for value, ids in table.items():
+        node = root
+        node.reachable.add(value)
+        for token in ids:
+            node = node.children.setdefault(token, _Node())
+            node.reachable.add(value)
+        if node.value is not None:
+            raise GrammarError(f"the numbers {node.value} and {value} have the same tokens")
+        node.value = value
+    return root
+
+
+def _trie_tokens(node: _Node) -> set[int]:
+    found = set(node.children)
+    for child in node.children.values():
+        found |= _trie_tokens(child)
+    return found
+
+
+def box_grammar_problem(processor: Any, num_frames: int = 2) -> str | None:
+    """Why tracking answers cannot be decoded with `BoxGrammar` for this processor, or None where they can."""
+    try:
+        BoxGrammar.from_processor(processor, num_frames, checks=4)
+    except GrammarError as error:
+        return str(error)
+    return None
+
+
+class ConstrainedBoxDecoder:
+    """Greedy tracking answers under `BoxGrammar`, batched, on the model's forward with a `DynamicCache`.
+
+    `decode(prompts, features, num_frames)` takes what the tracker gives `generate` (prompts with one `<image>` a
+    frame, the frames' encoded features in prompt order) and the number of boxes each answer holds.
+    """
+
+    def __init__(self, model: Any, processor: Any, reuse_prefix: bool = True):
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.reuse_prefix = reuse_prefix
+        self.image_token_id = processor.image_token_id
+        self.pad_token_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        )
+        self._grammars: dict[int, BoxGrammar] = {}
+        self._prefix: tuple[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+        self.stats = {"forwards": 0, "free_tokens": 0, "tokens": 0, "departures": 0, "prefill_s": 0.0, "decode_s": 0.0}
+
+    def grammar(self, num_frames: int) -> BoxGrammar:
+        if num_frames not in self._grammars:
+            self._grammars[num_frames] = BoxGrammar.from_processor(self.processor, num_frames)
+        return self._grammars[num_frames]
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @torch.inference_mode()
+    def decode(
+        self, prompts: list[str], features: list[torch.Tensor], num_frames: Sequence[int]
+    ) -> tuple[list[str], list[list[int]]]:
+        """Greedy answers (texts decoded as the tracker decodes `generate`'s, and token ids) for tracking prompts."""
+        grammars = [self.grammar(int(n)) for n in num_frames]
+        states = [g.start() for g in grammars]
+        start = time.perf_counter()
+        encoding = self.processor.tokenize(prompts, return_tensors="pt", padding=True, padding_side="left")
+        ids, mask = encoding["input_ids"].to(self.device), encoding["attention_mask"].to(self.device)
+        # Every row starts with its grammar's forced run ("Frame 1: ["), fed with the prompt.
+        chunks = [self._forced(g, s, []) for g, s in zip(grammars, states)]
+        emitted = [list(chunk) for chunk in chunks]
+        cache, mask, logits = self._prefill(ids, mask, features, chunks)
+        self.stats["prefill_s"] += time.perf_counter() - start
+        start = time.perf_counter()
+        while True:
+            chunks = []
+            for row, (grammar, state) in enumerate(zip(grammars, states)):
+                allowed = grammar.allowed(state)
+                if not allowed:
+                    chunks.append([])
+                    continue
+                scores = logits[row]
+                token = allowed[int(torch.argmax(scores[allowed]))] if len(allowed) > 1 else allowed[0]
+                self.stats["departures"] += int(torch.argmax(scores)) != token
+                self.stats["free_tokens"] += 1
+                grammar.advance(state, token)
+                chunks.append(self._forced(grammar, state, [token]))
+                emitted[row].extend(chunks[-1])
+            if not any(chunks):
+                break
+            logits, mask = self._step(cache, mask, chunks)
+        self.stats["decode_s"] += time.perf_counter() - start
+        self.stats["tokens"] += sum(len(e) for e in emitted)
+        return self.tokenizer.batch_decode(emitted, skip_special_tokens=True), emitted
+
+    def _forced(self, grammar: BoxGrammar, state: _State, chunk: list[int]) -> list[int]:
+        """`chunk` extended by the run of tokens the grammar allows one at a time from `state` (advancing it)."""
+        while True:
+            allowed = grammar.allowed(state)
+            if len(allowed) != 1:
+                return chunk
+            chunk.append(allowed[0])
+            grammar.advance(state, allowed[0])
+
+    def _forward(self, **kwargs: Any) -> torch.Tensor:
+        self.stats["forwards"] += 1
+        return self.model(use_cache=True, return_dict=True, **kwargs).logits
+
+    def prefix_states(self, prefix: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Key and value states of each layer for a prompt prefix (batch 1), computed once and kept."""
+        if self._prefix is None or self._prefix[0] != prefix:
+            cache = DynamicCache(config=self.model.config)
+            ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
+            self._forward(input_ids=ids, cache=cache, logits_to_keep=1)
+            self._prefix = (prefix, [(layer.keys, layer.values) for layer in cache.layers])
+        return self._prefix[1]
+
+    def shared_prefix(self, ids: torch.Tensor, mask: torch.Tensor) -> list[int]:
+        """The tokens before the first frame that every (left-padded) row starts with."""
+        rows = [row[m.bool()].tolist() for row, m in zip(ids, mask)]
+        prefix = rows[0][: rows[0].index(self.image_token_id)] if self.image_token_id in rows[0] else []
+        for row in rows[1:]:
+            same = 0
+            while same < len(prefix) and same < len(row) and row[same] == prefix[same]:
+                same += 1
+            prefix = prefix[:same]
+        return prefix
+
+    def _prefill(
+        self, ids: torch.Tensor, mask: torch.Tensor, features: list[torch.Tensor], chunks: list[list[int]]
+    ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+        """Run the prompts and each row's first forced run; returns the cache (left-padded), its attention mask and
+        the logits at each row's last token.
+
+        Rows of one length run together unpadded: with no padding mask SDPA takes its causal kernel, which on the
+        CPU costs half the masked one, and building the mask is skipped too (a padded batch-3 prefill of the tiny
+        model took 1.5x the unpadded one). The rows' caches are then left-padded into one, as `generate` holds it.
+        """
+        rows = [torch.cat([row[m.bool()], row.new_tensor(chunk)]) for row, m, chunk in zip(ids, mask, chunks)]
+        prefix = self.shared_prefix(ids, mask) if self.reuse_prefix else []
+        prefix_states = self.prefix_states(tuple(prefix)) if prefix else None
+        # The frames' features in prompt order, so each group takes those of its own rows.
+        per_frame = self.processor.num_image_tokens
+        counts = [int((row == self.image_token_id).sum()) // per_frame for row in rows]
+        firsts = [sum(counts[:r]) for r in range(len(rows))]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for r, (row, chunk) in enumerate(zip(rows, chunks)):
+            groups.setdefault((len(row), len(chunk)), []).append(r)
+        states: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in rows]
+        last = [None] * len(rows)
+        for (length, forced), members in groups.items():
+            cache = DynamicCache(config=self.model.config)
+            if prefix_states is not None:
+                for layer, (keys, values) in enumerate(prefix_states):
+                    cache.update(keys.expand(len(members), -1, -1, -1), values.expand(len(members), -1, -1, -1), layer)
+            batch = torch.stack([rows[r][len(prefix) :] for r in members])
+            kwargs: dict[str, Any] = {}
+            if features:
+                own = [features[firsts[r] + f] for r in members for f in range(counts[r])]
+                kwargs["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=own)}
+            positions = torch.arange(len(prefix), length, device=self.device)[None, :]
+            logits = self._forward(
+                input_ids=batch, position_ids=positions, cache=cache, logits_to_keep=forced + 1, **kwargs
+            )
+            # logits[:, i] (the prompt's last token, then the forced run's) predicts chunk[i].
+            self._count_departures(logits, [chunks[r] for r in members])
+            for g, r in enumerate(members):
+                states[r] = [(layer.keys[g], layer.values[g]) for layer in cache.layers]
+                last[r] = logits[g, -1]
+        width = max(len(row) for row in rows)
+        cache = DynamicCache(config=self.model.config)
+        for layer in range(len(states[0])):
+            keys = [s[layer][0] for s in states]
+            padded = keys[0].new_zeros((len(rows), keys[0].shape[0], width, keys[0].shape[2]))
+            values = padded.clone()
+            for r, s in enumerate(states):
+                padded[r, :, width - len(rows[r]) :] = s[layer][0]
+                values[r, :, width - len(rows[r]) :] = s[layer][1]
+            cache.update(padded, values, layer)
+        mask = torch.zeros((len(rows), width), dtype=torch.long, device=self.device)
+        for r, row in enumerate(rows):
+            mask[r, width - len(row) :] = 1
+        return cache, mask, torch.stack(last)
+
+    def _step(
+        self, cache: DynamicCache, mask: torch.Tensor, chunks: list[list[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Feed one chunk a row (right-padded, masked); returns the logits at each row's last fed token and the mask."""
+        block, block_mask = self._block(chunks)
+        positions = mask.sum(1, keepdim=True) + torch.arange(block.shape[1], device=self.device)[None, :]
+        mask = torch.cat([mask, block_mask], 1)
+        logits = self._forward(
+            input_ids=block, attention_mask=mask, position_ids=positions, cache=cache, logits_to_keep=block.shape[1]
+        )
+        # The chunk's first token was chosen from the previous logits; logits[:, i] predicts chunk[i + 1].
+        self._count_departures(logits, [c[1:] for c in chunks])
+        last = torch.tensor([max(len(c) - 1, 0) for c in chunks], device=self.device)
+        return logits[torch.arange(len(chunks)), last], mask
+
+    def _block(self, chunks: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        longest = max(len(c) for c in chunks)
+        block = torch.full((len(chunks), longest), self.pad_token_id, dtype=torch.long, device=self.device)
+        block_mask = torch.zeros((len(chunks), longest), dtype=torch.long, device=self.device)
+        for row, chunk in enumerate(chunks):
+            if chunk:
+                block[row, : len(chunk)] = torch.tensor(chunk, dtype=torch.long)
+                block_mask[row, : len(chunk)] = 1
+        return block, block_mask
+
+    def _count_departures(self, logits: torch.Tensor, chunks: list[list[int]]) -> None:
+        """Count forced tokens that were not the model's own greedy choice (`logits[:, i]` predicts `chunks[r][i]`)."""
+        greedy = logits.argmax(-1).tolist()
+        for row, chunk in enumerate(chunks):
+            self.stats["departures"] += sum(g != t for g, t in zip(greedy[row], chunk))
