@@ -7,6 +7,14 @@ sizes), preprocessing (normalize to pixel values), the vision tower (with T-Sele
 `</s>`, so every clip generates its full token budget: the length of a real 8-box answer.
 
     python benchmarks/track_speed.py [--frames 300] [--size 640x360] [--image-size 224] [--tokens 16]
+
+`--decoders` instead tracks the bundled demo video (assets/demo.mp4, by its box and by its expression) with the
+shipped model (or `--model DIR`) with the constrained box decoder and with `generate`, alternating round by round in
+one process, and compares frames/s and the boxes frame by frame; `--videos 1 8 32` tracks that many copies of the
+demo as one batch (the GPU comparison; `--max-frames` keeps a CPU run short). Its last line is
+`constrained vs generate: X.XXx frames/s; identical boxes N/M`.
+
+    python benchmarks/track_speed.py --decoders [--rounds 3] [--threads 1] [--videos 1] [--device cpu]
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from elysium.inference.threads import use_threads
 from elysium.inference.track_cli import track_to_files
 from elysium.inference.tracker import ElysiumTracker
 from elysium.modeling_elysium import ElysiumConfig, ElysiumForConditionalGeneration
@@ -86,13 +95,75 @@ def build(
     return model, ElysiumProcessor(ElysiumImageProcessor(size=size), tokenizer, num_image_tokens=tokens)
 
 
+def compare_decoders(args: argparse.Namespace) -> int:
+    """The demo video tracked with both decoders, alternating, in this process; prints the ratio of frames/s."""
+    from elysium.inference.demo_cli import load_demo
+    from elysium.inference.loading import load_model_and_processor
+
+    demo = load_demo()
+    model, processor = load_model_and_processor(args.model, args.device)
+    device = torch.cuda.get_device_name(0) if model.device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"demo video {demo['num_frames']} frames, model {args.model or 'elysium-tiny'}, {device}", flush=True)
+    decoders = ("generate", "constrained")
+    trackers = {name: ElysiumTracker(model, processor, decoder=name) for name in decoders}
+    for tracker in trackers.values():  # warm-up (and the grammar, built once a tracker)
+        tracker.track(demo["path"], box=demo["box"], max_frames=4)
+    summary = None
+    for videos in args.videos:
+        seconds, frames, same, compared = dict.fromkeys(decoders, 0.0), dict.fromkeys(decoders, 0), 0, 0
+        for round_ in range(args.rounds):
+            boxes: dict[str, list[list[float]]] = {}
+            for name in decoders if round_ % 2 == 0 else decoders[::-1]:
+                tracker = trackers[name]
+                tracker.reset_stats()
+                start = time.perf_counter()
+                tracked = []
+                for kind in ("box", "expression"):
+                    sources = [tracker.source(demo["path"], max_frames=args.max_frames) for _ in range(videos)]
+                    given = [demo["box"] if kind == "box" else None] * videos
+                    words = [demo["expression"] if kind == "expression" else None] * videos
+                    tracked += tracker.track_batch(sources, boxes=given, expressions=words)
+                seconds[name] += time.perf_counter() - start
+                frames[name] += sum(len(result.frames) for result in tracked)
+                boxes[name] = [box for result in tracked for box in result.boxes]
+            same += sum(a == b for a, b in zip(boxes["constrained"], boxes["generate"]))
+            compared += len(boxes["generate"])
+        rates = {name: frames[name] / seconds[name] for name in decoders}
+        ratio = rates["constrained"] / rates["generate"]
+        print(
+            f"{videos:3d} video(s): generate {rates['generate']:.2f} frames/s, constrained {rates['constrained']:.2f} "
+            f"frames/s ({args.rounds} rounds, by box and by expression)",
+            flush=True,
+        )
+        summary = f"constrained vs generate: {ratio:.2f}x frames/s; identical boxes {same}/{compared}"
+        if len(args.videos) > 1:
+            print(f"{videos:3d} video(s): {summary}")
+    stats = trackers["constrained"]._box_decoder.stats
+    print(
+        f"constrained decoder, last round: {stats['forwards']} forward passes, {stats['tokens']} tokens, "
+        f"{stats['departures']} departures from the model's own greedy choice"
+    )
+    print(summary)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--decoders", action="store_true", help="constrained decoder vs generate on the demo video")
+    parser.add_argument("--rounds", type=int, default=3, help="--decoders: rounds, the decoders alternating")
+    parser.add_argument("--videos", type=int, nargs="+", default=[1], help="--decoders: videos tracked as a batch")
+    parser.add_argument("--max-frames", type=int, default=None, help="--decoders: frames of the demo to track")
+    parser.add_argument("--model", default=None, help="--decoders: model folder (default: the shipped elysium-tiny)")
+    parser.add_argument("--device", default=None, help="--decoders: cpu, cuda (default: CUDA where present)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the thread policy)")
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--size", default="640x360", help="video WxH")
     parser.add_argument("--image-size", type=int, default=224, help="model input side (CLIP-L uses 336)")
     parser.add_argument("--tokens", type=int, default=16, help="T-Selector tokens a frame")
     args = parser.parse_args(argv)
+    use_threads(args.threads)
+    if args.decoders:
+        return compare_decoders(args)
     width, height = (int(v) for v in args.size.split("x"))
 
     texts = [p for options in PARAPHRASES.values() for p in options]

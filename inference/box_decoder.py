@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from elysium.processing.boxes import MAX_BIN
+from elysium.processing.boxes import MAX_BIN, parse_box
 from elysium.processing.prompts import SOT
 from transformers import DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -207,12 +207,31 @@ class BoxGrammar:
         child = state.node.children.get(token)
         if child is not None:
             state.node = child
+            state.spelled.append(token)
             return
         state.values.append(state.node.value)  # the number ended: its literal's first token
+        state.spelled = []
         state.item += 1
         state.node, state.offset = None, 1
         if state.offset == len(self.literals[state.item]):
             state.node, state.offset = self.slots[state.item].root, 0
+
+    def guess(self, state: _State, first_box: Sequence[int] | None) -> int | None:
+        """A guess at the next token where the model has a choice: the number the box before gave in this place
+        (for frame 1, `first_box`: the box the prompt gives), or None where there is no guess."""
+        if state.node is None or state.done:
+            return None
+        slot_index = state.item
+        if slot_index >= 4:
+            value = state.values[slot_index - 4]
+        elif first_box is not None:
+            value = first_box[slot_index]
+        else:
+            return None
+        spelling = self.slots[slot_index].tokens.get(value)
+        if spelling is None or spelling[: len(state.spelled)] != state.spelled:
+            return None
+        return spelling[len(state.spelled)] if len(spelling) > len(state.spelled) else self.literals[slot_index + 1][0]
 
     def _range(self, slot: _Slot, values: list[int]) -> tuple[int, int]:
         if slot.coordinate in _MUST_EXCEED:
@@ -228,6 +247,10 @@ class _State:
     node: _Node | None = None
     values: list[int] = field(default_factory=list)
     done: bool = False
+    spelled: list[int] = field(default_factory=list)  # the current number's tokens so far
+
+    def copy(self) -> _State:
+        return _State(self.item, self.offset, self.node, list(self.values), self.done, list(self.spelled))
 
 
 def _trie(table: dict[int, list[int]]) -> _Node:
@@ -267,17 +290,24 @@ class ConstrainedBoxDecoder:
     frame, the frames' encoded features in prompt order) and the number of boxes each answer holds.
     """
 
-    def __init__(self, model: Any, processor: Any, reuse_prefix: bool = True):
+    def __init__(self, model: Any, processor: Any, reuse_prefix: bool = True, lookahead: int = 32):
         self.model = model
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.reuse_prefix = reuse_prefix
+        self.lookahead = max(1, int(lookahead))  # tokens fed a pass at most: the chosen one, forced ones, guesses
         self.image_token_id = processor.image_token_id
         self.pad_token_id = (
             self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         )
         self._grammars: dict[int, BoxGrammar] = {}
         self._prefix: tuple[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+        self.stats: dict[str, float] = {}
+        self.reset_stats()
+
+    def reset_stats(self) -> None:
+        """Counts since the last reset: forward passes, tokens the model chose among several, tokens emitted,
+        departures (emitted tokens that were not the model's unconstrained argmax) and seconds of prefill/decoding."""
         self.stats = {"forwards": 0, "free_tokens": 0, "tokens": 0, "departures": 0, "prefill_s": 0.0, "decode_s": 0.0}
 
     def grammar(self, num_frames: int) -> BoxGrammar:
@@ -293,47 +323,88 @@ class ConstrainedBoxDecoder:
     def decode(
         self, prompts: list[str], features: list[torch.Tensor], num_frames: Sequence[int]
     ) -> tuple[list[str], list[list[int]]]:
-        """Greedy answers (texts decoded as the tracker decodes `generate`'s, and token ids) for tracking prompts."""
+        """Greedy answers (texts decoded as the tracker decodes `generate`'s, and token ids) for tracking prompts.
+
+        Each forward pass feeds, per row, the token chosen last, the forced run after it and then a guess: the
+        answer continued with each box repeating the box before (frame 1: the prompt's box). The guessed tokens are
+        checked against the model's constrained choice at each position and kept up to the first miss, whose
+        choice is the next token; missed tokens stay in the cache masked out. So a pass yields at least one free
+        token, usually several, and the answer is the one token-by-token constrained greedy decoding gives.
+        """
         grammars = [self.grammar(int(n)) for n in num_frames]
         states = [g.start() for g in grammars]
+        hints = [_prompt_box(prompt) for prompt in prompts]
         start = time.perf_counter()
         encoding = self.processor.tokenize(prompts, return_tensors="pt", padding=True, padding_side="left")
         ids, mask = encoding["input_ids"].to(self.device), encoding["attention_mask"].to(self.device)
-        # Every row starts with its grammar's forced run ("Frame 1: ["), fed with the prompt.
-        chunks = [self._forced(g, s, []) for g, s in zip(grammars, states)]
-        emitted = [list(chunk) for chunk in chunks]
-        cache, mask, logits = self._prefill(ids, mask, features, chunks)
+        chunks = [self._lookahead(g, s.copy(), [], h) for g, s, h in zip(grammars, states, hints)]
+        cache, mask, chunk_logits = self._prefill(ids, mask, features, chunks)
+        emitted: list[list[int]] = [[] for _ in prompts]
+        following: list[int | None] = []
+        kept: list[int] = []
+        for row, (grammar, state) in enumerate(zip(grammars, states)):
+            accepted, token = self._verify(grammar, state, chunks[row], chunk_logits[row])
+            emitted[row] += chunks[row][:accepted]
+            following.append(token)
+            kept.append(accepted)
+        cache, mask = self._merge(cache, mask, kept)
         self.stats["prefill_s"] += time.perf_counter() - start
         start = time.perf_counter()
-        while True:
+        while any(token is not None for token in following):
             chunks = []
-            for row, (grammar, state) in enumerate(zip(grammars, states)):
-                allowed = grammar.allowed(state)
-                if not allowed:
+            for grammar, state, hint, token in zip(grammars, states, hints, following):
+                if token is None:
                     chunks.append([])
                     continue
-                scores = logits[row]
-                token = allowed[int(torch.argmax(scores[allowed]))] if len(allowed) > 1 else allowed[0]
-                self.stats["departures"] += int(torch.argmax(scores)) != token
-                self.stats["free_tokens"] += 1
-                grammar.advance(state, token)
-                chunks.append(self._forced(grammar, state, [token]))
-                emitted[row].extend(chunks[-1])
-            if not any(chunks):
-                break
+                grammar.advance(state, token)  # chosen from the model's logits: kept
+                chunks.append(self._lookahead(grammar, state.copy(), [token], hint))
             logits, mask = self._step(cache, mask, chunks)
+            following = []
+            for row, (grammar, state, chunk) in enumerate(zip(grammars, states, chunks)):
+                if not chunk:
+                    following.append(None)
+                    continue
+                accepted, token = self._verify(grammar, state, chunk[1:], logits[row, : len(chunk)])
+                emitted[row] += chunk[: 1 + accepted]
+                mask[row, mask.shape[1] - logits.shape[1] + 1 + accepted :] = 0  # missed guesses
+                following.append(token)
         self.stats["decode_s"] += time.perf_counter() - start
         self.stats["tokens"] += sum(len(e) for e in emitted)
         return self.tokenizer.batch_decode(emitted, skip_special_tokens=True), emitted
 
-    def _forced(self, grammar: BoxGrammar, state: _State, chunk: list[int]) -> list[int]:
-        """`chunk` extended by the run of tokens the grammar allows one at a time from `state` (advancing it)."""
-        while True:
+    def _lookahead(self, grammar: BoxGrammar, state: _State, chunk: list[int], hint: list[int] | None) -> list[int]:
+        """`chunk` extended by the forced run from `state` and then by guessed tokens, up to `lookahead` tokens."""
+        while len(chunk) < self.lookahead:
             allowed = grammar.allowed(state)
-            if len(allowed) != 1:
-                return chunk
-            chunk.append(allowed[0])
-            grammar.advance(state, allowed[0])
+            if not allowed:
+                break
+            token = allowed[0] if len(allowed) == 1 else grammar.guess(state, hint)
+            if token is None or token not in allowed:
+                break
+            chunk.append(token)
+            grammar.advance(state, token)
+        return chunk
+
+    def _verify(
+        self, grammar: BoxGrammar, state: _State, tokens: list[int], logits: torch.Tensor
+    ) -> tuple[int, int | None]:
+        """Keep `tokens` while each is the constrained greedy choice (`logits[i]` predicts `tokens[i]`), advancing
+        `state`; returns how many were kept and the choice after them (None once the answer ended)."""
+        greedy = logits.argmax(-1).tolist()
+        for position in range(len(tokens) + 1):
+            allowed = grammar.allowed(state)
+            if not allowed:
+                return position, None
+            if len(allowed) == 1:
+                choice = allowed[0]
+            else:
+                choice = allowed[int(torch.argmax(logits[position, allowed]))]
+                self.stats["free_tokens"] += 1
+            self.stats["departures"] += greedy[position] != choice
+            if position == len(tokens) or tokens[position] != choice:
+                return position, choice
+            grammar.advance(state, choice)
+        raise AssertionError("unreachable")
 
     def _forward(self, **kwargs: Any) -> torch.Tensor:
         self.stats["forwards"] += 1
@@ -361,74 +432,80 @@ class ConstrainedBoxDecoder:
 
     def _prefill(
         self, ids: torch.Tensor, mask: torch.Tensor, features: list[torch.Tensor], chunks: list[list[int]]
-    ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
-        """Run the prompts and each row's first forced run; returns the cache (left-padded), its attention mask and
-        the logits at each row's last token.
+    ) -> tuple[list[list[tuple[torch.Tensor, torch.Tensor]]], list[int], list[torch.Tensor]]:
+        """Run the prompts, each followed by its chunk; returns each row's key/value states per layer, its prompt
+        length and the logits at its prompt's last token and its chunk's tokens (`[i]` predicts `chunk[i]`).
 
         Rows of one length run together unpadded: with no padding mask SDPA takes its causal kernel, which on the
-        CPU costs half the masked one, and building the mask is skipped too (a padded batch-3 prefill of the tiny
-        model took 1.5x the unpadded one). The rows' caches are then left-padded into one, as `generate` holds it.
+        CPU costs about half the masked one, and no mask is built (a padded batch-3 prefill of the tiny model took
+        1.5x the unpadded one). `_merge` then left-pads the rows' states into one cache, as `generate` holds it.
         """
-        rows = [torch.cat([row[m.bool()], row.new_tensor(chunk)]) for row, m, chunk in zip(ids, mask, chunks)]
+        prompts = [row[m.bool()] for row, m in zip(ids, mask)]
+        rows = [torch.cat([row, row.new_tensor(chunk, dtype=torch.long)]) for row, chunk in zip(prompts, chunks)]
         prefix = self.shared_prefix(ids, mask) if self.reuse_prefix else []
         prefix_states = self.prefix_states(tuple(prefix)) if prefix else None
-        # The frames' features in prompt order, so each group takes those of its own rows.
+        # The frames' features are in prompt order: each group takes its own rows'.
         per_frame = self.processor.num_image_tokens
-        counts = [int((row == self.image_token_id).sum()) // per_frame for row in rows]
+        counts = [int((row == self.image_token_id).sum()) // per_frame for row in prompts]
         firsts = [sum(counts[:r]) for r in range(len(rows))]
-        groups: dict[tuple[int, int], list[int]] = {}
-        for r, (row, chunk) in enumerate(zip(rows, chunks)):
-            groups.setdefault((len(row), len(chunk)), []).append(r)
+        groups: dict[int, list[int]] = {}
+        for r, row in enumerate(rows):
+            groups.setdefault(len(row), []).append(r)
         states: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in rows]
-        last = [None] * len(rows)
-        for (length, forced), members in groups.items():
+        outputs: list[torch.Tensor] = [torch.empty(0)] * len(rows)
+        for length, members in groups.items():
             cache = DynamicCache(config=self.model.config)
             if prefix_states is not None:
                 for layer, (keys, values) in enumerate(prefix_states):
                     cache.update(keys.expand(len(members), -1, -1, -1), values.expand(len(members), -1, -1, -1), layer)
-            batch = torch.stack([rows[r][len(prefix) :] for r in members])
             kwargs: dict[str, Any] = {}
             if features:
                 own = [features[firsts[r] + f] for r in members for f in range(counts[r])]
                 kwargs["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=own)}
-            positions = torch.arange(len(prefix), length, device=self.device)[None, :]
+            keep = max(len(chunks[r]) for r in members) + 1
             logits = self._forward(
-                input_ids=batch, position_ids=positions, cache=cache, logits_to_keep=forced + 1, **kwargs
+                input_ids=torch.stack([rows[r][len(prefix) :] for r in members]),
+                position_ids=torch.arange(len(prefix), length, device=self.device)[None, :],
+                cache=cache,
+                logits_to_keep=keep,
+                **kwargs,
             )
-            # logits[:, i] (the prompt's last token, then the forced run's) predicts chunk[i].
-            self._count_departures(logits, [chunks[r] for r in members])
             for g, r in enumerate(members):
                 states[r] = [(layer.keys[g], layer.values[g]) for layer in cache.layers]
-                last[r] = logits[g, -1]
-        width = max(len(row) for row in rows)
+                outputs[r] = logits[g, keep - 1 - len(chunks[r]) :]
+        return states, [len(p) for p in prompts], outputs
+
+    def _merge(
+        self, states: list[list[tuple[torch.Tensor, torch.Tensor]]], lengths: list[int], kept: list[int]
+    ) -> tuple[DynamicCache, torch.Tensor]:
+        """The rows' states up to their prompt and kept tokens, left-padded into one cache, and its attention mask."""
+        lengths = [n + k for n, k in zip(lengths, kept)]
+        width = max(lengths)
         cache = DynamicCache(config=self.model.config)
         for layer in range(len(states[0])):
-            keys = [s[layer][0] for s in states]
-            padded = keys[0].new_zeros((len(rows), keys[0].shape[0], width, keys[0].shape[2]))
-            values = padded.clone()
-            for r, s in enumerate(states):
-                padded[r, :, width - len(rows[r]) :] = s[layer][0]
-                values[r, :, width - len(rows[r]) :] = s[layer][1]
-            cache.update(padded, values, layer)
-        mask = torch.zeros((len(rows), width), dtype=torch.long, device=self.device)
-        for r, row in enumerate(rows):
-            mask[r, width - len(row) :] = 1
-        return cache, mask, torch.stack(last)
+            heads, _, dim = states[0][layer][0].shape
+            keys = states[0][layer][0].new_zeros((len(states), heads, width, dim))
+            values = torch.zeros_like(keys)
+            for r, (row, n) in enumerate(zip(states, lengths)):
+                keys[r, :, width - n :] = row[layer][0][:, :n]
+                values[r, :, width - n :] = row[layer][1][:, :n]
+            cache.update(keys, values, layer)
+        mask = torch.zeros((len(states), width), dtype=torch.long, device=self.device)
+        for r, n in enumerate(lengths):
+            mask[r, width - n :] = 1
+        return cache, mask
 
     def _step(
         self, cache: DynamicCache, mask: torch.Tensor, chunks: list[list[int]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Feed one chunk a row (right-padded, masked); returns the logits at each row's last fed token and the mask."""
+        """Feed one chunk a row (right-padded, masked); returns the logits at the block's positions and the mask."""
         block, block_mask = self._block(chunks)
         positions = mask.sum(1, keepdim=True) + torch.arange(block.shape[1], device=self.device)[None, :]
         mask = torch.cat([mask, block_mask], 1)
         logits = self._forward(
             input_ids=block, attention_mask=mask, position_ids=positions, cache=cache, logits_to_keep=block.shape[1]
         )
-        # The chunk's first token was chosen from the previous logits; logits[:, i] predicts chunk[i + 1].
-        self._count_departures(logits, [c[1:] for c in chunks])
-        last = torch.tensor([max(len(c) - 1, 0) for c in chunks], device=self.device)
-        return logits[torch.arange(len(chunks)), last], mask
+        return logits, mask
 
     def _block(self, chunks: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         longest = max(len(c) for c in chunks)
@@ -440,8 +517,8 @@ class ConstrainedBoxDecoder:
                 block_mask[row, : len(chunk)] = 1
         return block, block_mask
 
-    def _count_departures(self, logits: torch.Tensor, chunks: list[list[int]]) -> None:
-        """Count forced tokens that were not the model's own greedy choice (`logits[:, i]` predicts `chunks[r][i]`)."""
-        greedy = logits.argmax(-1).tolist()
-        for row, chunk in enumerate(chunks):
-            self.stats["departures"] += sum(g != t for g, t in zip(greedy[row], chunk))
+
+def _prompt_box(prompt: str) -> list[int] | None:
+    """The bins of the box a prompt gives (SOT: frame 1's), the first guess at the answer's first box."""
+    box = parse_box(prompt)
+    return None if box is None else [round(100 * v) for v in box]

@@ -312,6 +312,8 @@ class ElysiumTracker:
 
     def reset_stats(self) -> None:
         self.stats = {"decode_s": 0.0, "preprocess_s": 0.0, "vision_s": 0.0, "llm_s": 0.0, "frames": 0, "clips": 0}
+        if getattr(self, "_box_decoder", None) is not None:
+            self._box_decoder.reset_stats()
 
     def _answer_budget(self, num_frames: int) -> int:
         """Tokens a full answer for `num_frames` takes in this tokenizer (widest boxes), plus a little slack."""
