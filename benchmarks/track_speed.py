@@ -111,6 +111,7 @@ def compare_decoders(args: argparse.Namespace) -> int:
     summary = None
     for videos in args.videos:
         seconds, frames, same, compared = dict.fromkeys(decoders, 0.0), dict.fromkeys(decoders, 0), 0, 0
+        parts = {name: dict.fromkeys(("decode_s", "preprocess_s", "vision_s", "llm_s"), 0.0) for name in decoders}
         for round_ in range(args.rounds):
             boxes: dict[str, list[list[float]]] = {}
             for name in decoders if round_ % 2 == 0 else decoders[::-1]:
@@ -124,6 +125,8 @@ def compare_decoders(args: argparse.Namespace) -> int:
                     words = [demo["expression"] if kind == "expression" else None] * videos
                     tracked += tracker.track_batch(sources, boxes=given, expressions=words)
                 seconds[name] += time.perf_counter() - start
+                for part in parts[name]:
+                    parts[name][part] += tracker.stats[part]
                 frames[name] += sum(len(result.frames) for result in tracked)
                 boxes[name] = [box for result in tracked for box in result.boxes]
             same += sum(a == b for a, b in zip(boxes["constrained"], boxes["generate"]))
@@ -135,13 +138,17 @@ def compare_decoders(args: argparse.Namespace) -> int:
             f"frames/s ({args.rounds} rounds, by box and by expression)",
             flush=True,
         )
+        for name in decoders:
+            shares = ", ".join(f"{part[:-2]} {100 * value / seconds[name]:.0f}%" for part, value in parts[name].items())
+            print(f"    {name}: {seconds[name]:.2f} s: {shares}")
         summary = f"constrained vs generate: {ratio:.2f}x frames/s; identical boxes {same}/{compared}"
         if len(args.videos) > 1:
             print(f"{videos:3d} video(s): {summary}")
     stats = trackers["constrained"]._box_decoder.stats
     print(
         f"constrained decoder, last round: {stats['forwards']} forward passes, {stats['tokens']} tokens, "
-        f"{stats['departures']} departures from the model's own greedy choice"
+        f"{stats['departures']} departures from the model's own greedy choice; prefill {stats['prefill_s']:.2f} s, "
+        f"decoding {stats['decode_s']:.2f} s"
     )
     print(summary)
     return 0

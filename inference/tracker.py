@@ -328,6 +328,12 @@ class ElysiumTracker:
 
     def _generate(self, prompts: list[str], features: list[torch.Tensor], max_new_tokens: int) -> list[str]:
         """Greedy generation for a left-padded batch of prompts whose frames are already encoded."""
+        return self.tokenizer.batch_decode(
+            self._generate_ids(prompts, features, max_new_tokens), skip_special_tokens=True
+        )
+
+    def _generate_ids(self, prompts: list[str], features: list[torch.Tensor], max_new_tokens: int) -> torch.Tensor:
+        """The new tokens of greedy `generate` (padded after `</s>`) for prompts whose frames are already encoded."""
         encoding = self.processor.tokenize(prompts, return_tensors="pt", padding=True, padding_side="left")
         encoding = {k: v.to(self.device) for k, v in encoding.items()}
         kwargs: dict[str, Any] = {}
@@ -346,8 +352,7 @@ class ElysiumTracker:
                 **kwargs,
             )
         self.stats["llm_s"] += time.perf_counter() - start
-        new_tokens = output[:, encoding["input_ids"].shape[1] :]
-        return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return output[:, encoding["input_ids"].shape[1] :]
 
     def _decode_boxes(self, prompts: list[str], features: list[torch.Tensor], num_frames: list[int]) -> list[str]:
         """Tracking answers from the constrained decoder (the same texts greedy `generate` gives in the format)."""
