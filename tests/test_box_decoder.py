@@ -236,7 +236,7 @@ def test_equals_generate_on_the_shipped_model(shipped):
     model, processor, demo, frames = shipped
     tracker = ElysiumTracker(model, processor, decoder="generate")
     assert ElysiumTracker(model, processor).decoder == "constrained"  # the default for a model in the format
-    decoder = ConstrainedBoxDecoder(model, processor)
+    decoder = ConstrainedBoxDecoder(model, processor, reuse_prefix=True)  # the tracker's default (off) runs below
     eos = processor.tokenizer.eos_token_id
     compared = []
     generate_ids = tracker._generate_ids
