@@ -95,6 +95,57 @@ def build(
     return model, ElysiumProcessor(ElysiumImageProcessor(size=size), tokenizer, num_image_tokens=tokens)
 
 
+def prefill_costs(model, processor, demo: dict, repeats: int = 15) -> None:
+    """What the prefill of one clip's views costs (min of `repeats`): as `generate` runs it (one left-padded, masked
+    batch), as the constrained decoder runs it (rows of one length unpadded), with the shared prefix's cache reused,
+    and one view alone."""
+    from elysium.inference.box_decoder import ConstrainedBoxDecoder
+    from transformers import DynamicCache
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    tracker = ElysiumTracker(model, processor, decoder="constrained")
+    asked = []
+    tracker._decode_boxes = lambda prompts, features, counts: asked.append((prompts, features)) or [""] * len(prompts)
+    tracker.track(demo["path"], box=demo["box"], max_frames=tracker.clip_len * 2 - 1)
+    prompts, features = asked[-1]  # a second clip: every view cut around a carried box
+    encoding = processor.tokenize(prompts, return_tensors="pt", padding=True, padding_side="left")
+    ids, mask = encoding["input_ids"].to(model.device), encoding["attention_mask"].to(model.device)
+    plain, reuse = ConstrainedBoxDecoder(model, processor), ConstrainedBoxDecoder(model, processor, reuse_prefix=True)
+    empty = [[] for _ in prompts]
+    per_view = len(features) // len(prompts)
+
+    def padded() -> None:
+        model(
+            input_ids=ids,
+            attention_mask=mask,
+            mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=features)},
+            cache=DynamicCache(config=model.config),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+
+    def one_view() -> None:
+        plain._prefill(ids[:1], mask[:1], features[:per_view], empty[:1])
+
+    ways = {
+        "left-padded batch (generate)": padded,
+        "unpadded rows (constrained)": lambda: plain._prefill(ids, mask, features, empty),
+        "unpadded, shared prefix reused": lambda: reuse._prefill(ids, mask, features, empty),
+        "one view alone": one_view,
+    }
+    best = dict.fromkeys(ways, float("inf"))
+    with torch.inference_mode():
+        for _ in range(repeats):
+            for name, run in ways.items():
+                start = time.perf_counter()
+                run()
+                best[name] = min(best[name], time.perf_counter() - start)
+    prefix = len(plain.shared_prefix(ids, mask))
+    print(f"prefill of one clip, {len(prompts)} views of {int(mask.sum(1).max())} tokens (shared prefix {prefix}):")
+    for name, seconds in best.items():
+        print(f"    {name}: {1000 * seconds:.1f} ms")
+
+
 def compare_decoders(args: argparse.Namespace) -> int:
     """The demo video tracked with both decoders, alternating, in this process; prints the ratio of frames/s."""
     from elysium.inference.demo_cli import load_demo
@@ -108,6 +159,8 @@ def compare_decoders(args: argparse.Namespace) -> int:
     trackers = {name: ElysiumTracker(model, processor, decoder=name) for name in decoders}
     for tracker in trackers.values():  # warm-up (and the grammar, built once a tracker)
         tracker.track(demo["path"], box=demo["box"], max_frames=4)
+    if args.prefill:
+        prefill_costs(model, processor, demo)
     summary = None
     for videos in args.videos:
         seconds, frames, same, compared = dict.fromkeys(decoders, 0.0), dict.fromkeys(decoders, 0), 0, 0
@@ -160,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="--decoders: rounds, the decoders alternating")
     parser.add_argument("--videos", type=int, nargs="+", default=[1], help="--decoders: videos tracked as a batch")
     parser.add_argument("--max-frames", type=int, default=None, help="--decoders: frames of the demo to track")
+    parser.add_argument("--prefill", action="store_true", help="--decoders: first time one clip's prefill 4 ways")
     parser.add_argument("--model", default=None, help="--decoders: model folder (default: the shipped elysium-tiny)")
     parser.add_argument("--device", default=None, help="--decoders: cpu, cuda (default: CUDA where present)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the thread policy)")

@@ -26,6 +26,7 @@ ids `generate` would use (positions count the real tokens of a row, padding is m
 
 from __future__ import annotations
 
+import bisect
 import random
 import time
 from collections.abc import Sequence
@@ -57,6 +58,12 @@ class _Node:
     children: dict[int, _Node] = field(default_factory=dict)
     value: int | None = None
     reachable: set[int] = field(default_factory=set)
+    ordered: list[int] = field(default_factory=list)  # `reachable`, sorted (set once the trie is built)
+
+    def reaches(self, low: int, high: int) -> bool:
+        """Whether a value in `[low, high]` lies below this node."""
+        index = bisect.bisect_left(self.ordered, low)
+        return index < len(self.ordered) and self.ordered[index] <= high
 
 
 @dataclass
@@ -192,7 +199,7 @@ class BoxGrammar:
             return [self.literals[state.item][state.offset]]
         slot = self.slots[state.item]
         low, high = self._range(slot, state.values)
-        tokens = [t for t, child in state.node.children.items() if any(low <= v <= high for v in child.reachable)]
+        tokens = [t for t, child in state.node.children.items() if child.reaches(low, high)]
         if state.node.value is not None and low <= state.node.value <= high:
             tokens.append(self.literals[state.item + 1][0])
         return tokens
@@ -267,7 +274,14 @@ def _trie(table: dict[int, list[int]]) -> _Node:
         if node.value is not None:
             raise GrammarError(f"the numbers {node.value} and {value} have the same tokens")
         node.value = value
+    _order(root)
     return root
+
+
+def _order(node: _Node) -> None:
+    node.ordered = sorted(node.reachable)
+    for child in node.children.values():
+        _order(child)
 
 
 def _trie_tokens(node: _Node) -> set[int]:
