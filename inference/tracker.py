@@ -293,20 +293,23 @@ class ElysiumTracker:
         self.model_size = (int(size["width"]), int(size["height"]))
         self.stats: dict[str, float] = {}
         self.reset_stats()
-        self.decoder = self._choose_decoder(decoder)
-        self._box_decoder = ConstrainedBoxDecoder(model, processor) if self.decoder == "constrained" else None
-
-    def _choose_decoder(self, decoder: str) -> str:
         if decoder not in ("auto", "constrained", "generate"):
             raise ValueError(f"decoder={decoder!r}: give 'constrained', 'generate' or 'auto'.")
-        if decoder == "generate" or (decoder == "auto" and self.max_new_tokens is not None):  # a cap is generate's
+        self._decoder_asked = decoder
+        self._box_decoder = None
+        if decoder != "generate":
+            problem = box_grammar_problem(processor)
+            if problem is not None and decoder == "constrained":
+                raise ValueError(f"decoder='constrained' cannot follow this tokenizer ({problem}); use 'generate'.")
+            if problem is None:
+                self._box_decoder = ConstrainedBoxDecoder(model, processor)
+
+    @property
+    def decoder(self) -> str:
+        """The decoder tracking answers use now: "auto" takes generate where `max_new_tokens` caps the answers."""
+        if self._box_decoder is None or (self._decoder_asked == "auto" and self.max_new_tokens is not None):
             return "generate"
-        problem = box_grammar_problem(self.processor)
-        if problem is None:
-            return "constrained"
-        if decoder == "constrained":
-            raise ValueError(f"decoder='constrained' cannot follow this tokenizer ({problem}); use 'generate'.")
-        return "generate"
+        return "constrained"
 
     # -- bookkeeping ------------------------------------------------------------------------------------------
 
@@ -457,7 +460,7 @@ class ElysiumTracker:
                     asked.append((stream, items, feats, region))
             texts: list[str] = []
             if prompts:
-                if self._box_decoder is not None:
+                if self.decoder == "constrained":
                     texts = self._decode_boxes(prompts, clip_features, [len(items) for _, items, _, _ in asked])
                 else:
                     budget = max(self._answer_budget(len(items)) for _, items, _, _ in asked)
