@@ -273,11 +273,12 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--decoder",
-        choices=["auto", "constrained", "generate"],
+        choices=["auto", "constrained", "strict", "generate"],
         default="auto",
-        help="constrained: greedy under the box grammar, one LLM pass per token the model chooses (same answers as "
-        "generate where the model answers in the format); generate: transformers' generate; auto (default): "
-        "constrained where the tokenizer fits the grammar",
+        help="constrained: greedy along the box grammar, forced tokens and verified guesses fed in chunks (the same "
+        "answers as generate, in fewer LLM passes); strict: the same but the grammar is kept where the model leaves "
+        "it, so every answer parses; generate: transformers' generate; auto (default): constrained where the "
+        "tokenizer fits the grammar",
     )
     add_thread_argument(parser)
 

@@ -240,10 +240,12 @@ class ElysiumTracker:
     by it about its centre (within the frame); the box carried to the next clip, and so the next square and prompt,
     stays as the model answered (widening those made the track drift: docs/elysium-tiny/localization.md, "Box
     size"). A given first box is reported as given.
-    `decoder`: how tracking answers are decoded: "constrained" (`ConstrainedBoxDecoder`: greedy under the box
-    grammar, the tokens `generate` gives where the model answers in the format, one forward pass per free token,
-    answers that always parse), "generate" (transformers' `generate`, for models that answer in another format), or
-    "auto" (constrained where the tokenizer writes boxes in a way the grammar follows, else generate).
+    `decoder`: how tracking answers are decoded: "constrained" (`ConstrainedBoxDecoder`: greedy along the box
+    grammar, forced runs and verified guesses fed in chunks, few forward passes; the tokens `generate` gives, as it
+    follows the model where the model leaves the format), "strict" (the same, but the grammar is kept there too, so
+    answers always parse and nothing is repaired), "generate" (transformers' `generate`, for models that answer in
+    another format), or "auto" (constrained where the tokenizer writes boxes in a way the grammar follows, else
+    generate; generate where `max_new_tokens` caps answers).
 
     `stats` accumulates seconds spent decoding frames, preprocessing them, in the vision tower (with T-Selector and
     projector) and in the language model (`generate`), so the cost of each part can be measured.
@@ -293,23 +295,23 @@ class ElysiumTracker:
         self.model_size = (int(size["width"]), int(size["height"]))
         self.stats: dict[str, float] = {}
         self.reset_stats()
-        if decoder not in ("auto", "constrained", "generate"):
-            raise ValueError(f"decoder={decoder!r}: give 'constrained', 'generate' or 'auto'.")
+        if decoder not in ("auto", "constrained", "strict", "generate"):
+            raise ValueError(f"decoder={decoder!r}: give 'constrained', 'strict', 'generate' or 'auto'.")
         self._decoder_asked = decoder
         self._box_decoder = None
         if decoder != "generate":
             problem = box_grammar_problem(processor)
-            if problem is not None and decoder == "constrained":
-                raise ValueError(f"decoder='constrained' cannot follow this tokenizer ({problem}); use 'generate'.")
+            if problem is not None and decoder != "auto":
+                raise ValueError(f"decoder={decoder!r} cannot follow this tokenizer ({problem}); use 'generate'.")
             if problem is None:
-                self._box_decoder = ConstrainedBoxDecoder(model, processor)
+                self._box_decoder = ConstrainedBoxDecoder(model, processor, strict=decoder == "strict")
 
     @property
     def decoder(self) -> str:
         """The decoder tracking answers use now: "auto" takes generate where `max_new_tokens` caps the answers."""
         if self._box_decoder is None or (self._decoder_asked == "auto" and self.max_new_tokens is not None):
             return "generate"
-        return "constrained"
+        return self._decoder_asked if self._decoder_asked == "strict" else "constrained"
 
     # -- bookkeeping ------------------------------------------------------------------------------------------
 
@@ -357,10 +359,12 @@ class ElysiumTracker:
         self.stats["llm_s"] += time.perf_counter() - start
         return output[:, encoding["input_ids"].shape[1] :]
 
-    def _decode_boxes(self, prompts: list[str], features: list[torch.Tensor], num_frames: list[int]) -> list[str]:
-        """Tracking answers from the constrained decoder (the same texts greedy `generate` gives in the format)."""
+    def _decode_boxes(
+        self, prompts: list[str], features: list[torch.Tensor], num_frames: list[int], max_new_tokens: int
+    ) -> list[str]:
+        """Tracking answers from the constrained decoder (the texts greedy `generate` gives, unless `strict`)."""
         start = time.perf_counter()
-        texts, _ = self._box_decoder.decode(prompts, features, num_frames)
+        texts, _ = self._box_decoder.decode(prompts, features, num_frames, max_new_tokens)
         self.stats["llm_s"] += time.perf_counter() - start
         return texts
 
@@ -460,10 +464,11 @@ class ElysiumTracker:
                     asked.append((stream, items, feats, region))
             texts: list[str] = []
             if prompts:
-                if self.decoder == "constrained":
-                    texts = self._decode_boxes(prompts, clip_features, [len(items) for _, items, _, _ in asked])
+                budget = max(self._answer_budget(len(items)) for _, items, _, _ in asked)
+                if self.decoder != "generate":
+                    counts = [len(items) for _, items, _, _ in asked]
+                    texts = self._decode_boxes(prompts, clip_features, counts, budget)
                 else:
-                    budget = max(self._answer_budget(len(items)) for _, items, _, _ in asked)
                     texts = self._generate(prompts, clip_features, budget)
                 self.stats["clips"] += len({id(stream) for stream, _, _, _ in asked})
             # Answers are read in the pixels of what the model saw (a view or the frame), then moved to the frame,

@@ -155,7 +155,7 @@ def test_equals_grammar_constrained_generate_on_random_models(style, reuse_prefi
     tokenizer = per_digit_tokenizer() if style == "per-digit" else merged_bpe_tokenizer()
     model, processor = tiny_setup(tokenizer, seed=1)
     prompts, features, counts = batch(processor, model, seed=2)
-    decoder = ConstrainedBoxDecoder(model, processor, reuse_prefix=reuse_prefix)
+    decoder = ConstrainedBoxDecoder(model, processor, reuse_prefix=reuse_prefix, strict=True)
     texts, ids = decoder.decode(prompts, features, counts)
     assert ids == grammar_generate(model, processor, prompts, features, counts)
     for text, n in zip(texts, counts):  # every answer parses: nothing repaired
@@ -173,13 +173,30 @@ def test_a_model_that_leaves_the_format_still_answers_boxes():
         head.bias[word] = 50.0  # unconstrained, it says "Please Please ..."
     model.lm_head = head
     prompts, features, counts = batch(processor, model, seed=4)
-    decoder = ConstrainedBoxDecoder(model, processor)
+    decoder = ConstrainedBoxDecoder(model, processor, strict=True)
     texts, _ = decoder.decode(prompts, features, counts)
     for text, n in zip(texts, counts):
         parsed = parse_track(text, n)
         assert parsed.num_repaired == 0 and parsed.extra == 0
         assert all(b[0] < b[2] and b[1] < b[3] for b in parsed.boxes)
     assert decoder.stats["departures"] > 0  # the model's own choice was overruled
+    # Not strict, the decoder follows the model where it leaves the format: generate's tokens, to the same budget.
+    following = ConstrainedBoxDecoder(model, processor)
+    _, ids = following.decode(prompts, features, counts, max_new_tokens=20)
+    encoding = processor.tokenize(prompts, return_tensors="pt", padding=True, padding_side="left")
+    with torch.inference_mode():
+        output = model.generate(
+            **encoding,
+            mm_encoder_outputs={"image": _pooled(features)},
+            max_new_tokens=20,
+            do_sample=False,
+            pad_token_id=processor.tokenizer.pad_token_id,
+        )
+    expected = [
+        _until_eos(row, processor.tokenizer.eos_token_id)
+        for row in output[:, encoding["input_ids"].shape[1] :].tolist()
+    ]
+    assert ids == expected and all(word in row for row in ids)
 
 
 def test_prefix_reuse_keeps_the_logits():
