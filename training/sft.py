@@ -38,6 +38,7 @@ from elysium.training.collator import ElysiumCollator
 from elysium.training.config import load_config, stage_configs
 from elysium.training.dataset_builder import build_train_dataset, clip_frames, context_range, grounding_specs
 from elysium.training.decay_on_loss import DecayOnLoss, DecayOnLossSchedule
+from elysium.training.distributed import check_launch, check_world_size
 from elysium.training.model_setup import build_model_and_processor, count_parameters, set_trainable
 from elysium.training.records import SkipCounts
 from elysium.training.squares import make_squares, square_sets
@@ -231,12 +232,17 @@ def save_final(trainer: SFTTrainer, output_dir: Path) -> None:
 def check_streaming_args(args: SFTConfig) -> None:
     """A stream has no length: `max_steps` sets the run's length. Its skip counts live in the process that reads
     it, so it is read in the training process (`dataloader_num_workers: 0`; one JSONL is one shard, which
-    `datasets` would hand to a single worker anyway)."""
+    `datasets` would hand to a single worker anyway), and by every rank for itself (`dispatch_batches: false`)."""
     if args.max_steps is None or args.max_steps <= 0:
         raise ValueError(
             "data.streaming needs training.max_steps > 0: a stream has no length, so the number of steps "
             f"cannot come from num_train_epochs (got max_steps={args.max_steps})"
         )
+    if args.accelerator_config.dispatch_batches:
+        logger.warning("data.streaming: accelerator_config.dispatch_batches -> false (each rank reads its own records)")
+    # Each rank reads its own share of the stream (`StreamingTrackDataset.as_hf_dataset`), rather than rank 0 reading
+    # every batch and sending the others theirs (accelerate's default for iterable datasets).
+    args.accelerator_config.dispatch_batches = False
     if args.dataloader_num_workers:
         logger.warning(
             "data.streaming: dataloader_num_workers %d -> 0 (the stream and its skip counts are read in the "
@@ -267,9 +273,12 @@ def train(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = ()) -> 
 
 def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = ()) -> ElysiumSFTTrainer:
     """Build everything from a one-stage `config`, train (resuming if possible), save `final/`."""
+    # The distributed setup first (SFTConfig makes accelerate's state): the data preparation below runs on the main
+    # process only, and the streaming reader splits the records by rank.
+    args = SFTConfig(**{**DEFAULT_ARGS, **check_launch(config["training"]), **REQUIRED_ARGS})
+    check_world_size(args.world_size)
     data_cfg = dict(config["data"])
     prepare_synthetic(data_cfg)
-    args = SFTConfig(**{**DEFAULT_ARGS, **config["training"], **REQUIRED_ARGS})
     model, processor = build_model_and_processor(config["model"])
     track_context = context_range(data_cfg, "track_context")
     if track_context is not None:  # the tracker crops clips as training did: the range's geometric middle
