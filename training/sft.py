@@ -5,7 +5,8 @@ labelled positions only: `score_labelled_positions_only`), but TRL 1.16 has no v
 support for vision models, so the dataset is ours (already tokenized: `skip_prepare_dataset`), the columns stay
 (`remove_unused_columns=False`) and the collator is ours.
 Re-running the same command resumes from the last checkpoint in `output_dir` (weights, optimizer, scheduler,
-data position and RNG states; the data is a pure function of (seed, epoch, index), so it continues exactly).
+data position and RNG states; the data is a pure function of (seed, epoch, index), so it continues exactly); a
+damaged last checkpoint (a truncated file) is set aside with a warning and the one before it resumed.
 With `data.streaming: true` the track records are read as a stream (`max_steps` required); on resume Trainer
 re-reads the stream and skips the batches already trained on, which gives the same samples again.
 """
@@ -34,6 +35,7 @@ from elysium.training.callbacks import (
     SkipCountsCallback,
     ThroughputMeter,
 )
+from elysium.training.checkpoints import resumable_checkpoint, set_aside
 from elysium.training.collator import ElysiumCollator
 from elysium.training.config import load_config, stage_configs
 from elysium.training.dataset_builder import build_train_dataset, clip_frames, context_range, grounding_specs
@@ -44,7 +46,6 @@ from elysium.training.records import SkipCounts
 from elysium.training.squares import make_squares, square_sets
 from elysium.training.synth import SynthConfig, synthesize
 from transformers import TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
 logger = logging.getLogger("elysium.training")
@@ -229,6 +230,25 @@ def save_final(trainer: SFTTrainer, output_dir: Path) -> None:
     accelerator.wait_for_everyone()
 
 
+def resume_from(trainer: SFTTrainer, output_dir: Path) -> str | None:
+    """The newest whole checkpoint in `output_dir` (None: start afresh). Newer damaged ones (a job killed while it
+    saved) are reported, with why, and renamed `damaged-checkpoint-N` by the main process, out of Trainer's way."""
+    accelerator = trainer.accelerator
+    last, rejected = resumable_checkpoint(output_dir)  # every rank reads the same files, so decides alike
+    accelerator.wait_for_everyone()  # all have read before any folder moves
+    for folder, problem in rejected:
+        if accelerator.is_main_process:
+            moved = set_aside(folder)
+            logger.warning("%s rejected: %s; moved to %s", folder.name, problem, moved.name)
+    if rejected:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            logger.warning("resuming from %s, the newest whole checkpoint", last.name)
+    elif last is not None:
+        logger.info("resuming from %s", last)
+    return str(last) if last is not None else None
+
+
 def check_streaming_args(args: SFTConfig) -> None:
     """A stream has no length: `max_steps` sets the run's length. Its skip counts live in the process that reads
     it, so it is read in the training process (`dataloader_num_workers: 0`; one JSONL is one shard, which
@@ -320,9 +340,7 @@ def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = (
         validation.clear()
         runtime.clear()
     output_dir = Path(args.output_dir)
-    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-    if last:
-        logger.info("resuming from %s", last)
+    last = resume_from(trainer, output_dir)
     trainer.train(resume_from_checkpoint=last)
     save_final(trainer, output_dir / "final")
     return trainer
