@@ -45,6 +45,7 @@ setup(
         "flash": ["flash-attn>=2.6"],
         "lora": ["peft>=0.13"],
         "eval": ["pycocoevalcap>=1.2"],
+        "deepspeed": ["deepspeed>=0.19"],  # training/configs/accelerate/deepspeed_zero{2,3}.yaml
         "test": [
             "pytest>=8",
             "hypothesis>=6",
