@@ -100,7 +100,7 @@ def test_accelerate_cpu_launch_of_one_process_for_two_is_an_error(tmp_path):
     result = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     # Our one line (accelerate's launcher then reports the exit status with a traceback of its own).
-    assert "error: `accelerate launch --cpu --num_processes N` started one process" in result.stderr
+    assert "error: `accelerate launch --num_processes N` started one process: on CPU" in result.stderr
     assert "torchrun --nproc_per_node N training/sft.py" in result.stderr
     assert not (tmp_path / "run").exists()
 

@@ -165,7 +165,8 @@ def build_train_dataset(
     track_files = data_cfg.get("track") or []
     if track_files:
         frames_root = data_cfg.get("frames_root")
-        records = usable_track_records(load_track_records(track_files, frames_root=frames_root), validation)
+        with PartialState().main_process_first():  # one rank builds the Arrow cache, the others read it
+            records = usable_track_records(load_track_records(track_files, frames_root=frames_root), validation)
         sources.append(TrackSource(records, FrameStore.from_path(frames_root)))
     for spec in grounding_specs(data_cfg):
         rows = read_jsonl_lenient(spec["file"], validation)

@@ -30,10 +30,6 @@ def launched_world_size() -> int:
     return 1
 
 
-def _true(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
-
-
 def check_launch(training: dict[str, Any]) -> dict[str, Any]:
     """`training` (the SFTConfig section) ready for how this process was launched.
 
@@ -42,10 +38,12 @@ def check_launch(training: dict[str, Any]) -> dict[str, Any]:
     world size): an error, since that run would silently train alone.
     """
     world = launched_world_size()
-    if world == 1 and _true("ACCELERATE_USE_CPU") and os.environ.get("MASTER_ADDR"):
+    # accelerate's simple launcher (the one that runs a single process) always sets ACCELERATE_USE_CPU, and sets
+    # MASTER_ADDR only when more than one process was asked for; its torchrun and MPI launchers set a world size.
+    if world == 1 and "ACCELERATE_USE_CPU" in os.environ and os.environ.get("MASTER_ADDR"):
         raise ValueError(
-            "`accelerate launch --cpu --num_processes N` started one process: accelerate runs several CPU "
-            "processes only through MPI (--mpirun_hostfile). Launch the ranks with torch instead: "
+            "`accelerate launch --num_processes N` started one process: on CPU (--cpu, or no GPU) accelerate runs "
+            "several processes only through MPI (--mpirun_hostfile). Launch the ranks with torch instead: "
             "`torchrun --nproc_per_node N training/sft.py --config ...` (gloo, data-parallel), or drop "
             "--num_processes to train in one process"
         )
