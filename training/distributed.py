@@ -48,7 +48,8 @@ def check_launch(training: dict[str, Any]) -> dict[str, Any]:
             "--num_processes to train in one process"
         )
     if world > 1 and not training.get("use_cpu") and not torch.accelerator.is_available():
-        logger.info("%d ranks and no accelerator: training data-parallel on CPU (gloo)", world)
+        if os.environ.get("RANK", "0") == "0":
+            logger.info("%d ranks and no accelerator: training data-parallel on CPU (gloo)", world)
         training = {**training, "use_cpu": True}
     return training
 

@@ -297,6 +297,8 @@ def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = (
     # process only, and the streaming reader splits the records by rank.
     args = SFTConfig(**{**DEFAULT_ARGS, **check_launch(config["training"]), **REQUIRED_ARGS})
     check_world_size(args.world_size)
+    if args.world_size > 1 and args.process_index == 0:
+        logger.info("%d ranks, %s", args.world_size, args.distributed_state.distributed_type)
     data_cfg = dict(config["data"])
     prepare_synthetic(data_cfg)
     model, processor = build_model_and_processor(config["model"])
