@@ -113,8 +113,9 @@ def build_sample_builder(data_cfg: dict[str, Any], processor: ElysiumProcessor) 
 def build_streaming_train_dataset(
     data_cfg: dict[str, Any], processor: ElysiumProcessor, seed: int, validation: SkipCounts, runtime: SkipCounts
 ) -> StreamingTrackDataset:
-    """`data.streaming: true`: the `track` files read as a stream (no index, no Arrow cache), split across ranks
-    and each rank's share shuffled through a buffer of `shuffle_buffer` records (default 1000).
+    """`data.streaming: true`: the `track` files read as a stream (no index, no Arrow cache), shuffled through a
+    buffer of `shuffle_buffer` records (default 1000; the same order on every rank) and split across ranks, each
+    reading only its own records (`StreamingTrackDataset`).
 
     `validation` fills as the stream is read (every rank reads, and counts, the whole stream; each keeps its
     share of the usable records); `runtime` as samples are built.
