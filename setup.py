@@ -45,8 +45,17 @@ setup(
         "flash": ["flash-attn>=2.6"],
         "lora": ["peft>=0.13"],
         "eval": ["pycocoevalcap>=1.2"],
-        "bench": ["opencv-contrib-python-headless>=4.8"],
-        "test": ["pytest>=8", "hypothesis>=6", "six>=1.16", "got10k>=0.1.3", "pycocoevalcap>=1.2", "peft>=0.13", "ruff"],
+        "bench": ["opencv-contrib-python-headless>=4.8"],  # benchmarks/csrt_baseline.py
+        "deepspeed": ["deepspeed>=0.19"],  # training/configs/accelerate/deepspeed_zero{2,3}.yaml
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6",
+            "six>=1.16",
+            "got10k>=0.1.3",
+            "pycocoevalcap>=1.2",
+            "peft>=0.13",
+            "ruff",
+        ],
     },
     entry_points={"console_scripts": ["elysium=elysium.inference.cli:main"]},
 )
