@@ -61,14 +61,22 @@ class EvalRun:
         return self.frames / self.seconds if self.seconds > 0 else None
 
 
-def _frame_items(paths: Sequence[Path]) -> Iterator[FrameItem]:
-    """Decode benchmark frames lazily, one at a time (the processor resizes them to the model's input)."""
+def _frame_items(paths: Sequence[Path], size: tuple[int, int]) -> Iterator[FrameItem]:
+    """Decode benchmark frames lazily, one at a time (the processor resizes them to the model's input).
+
+    Every frame must be `size` (w, h), the size boxes are read and normalized in: a sequence whose frames change
+    size would be tracked in the wrong coordinates, so it fails (and is counted) instead."""
     for index, path in enumerate(paths):
         try:
             with Image.open(path) as image:
                 array = np.asarray(image.convert("RGB"))
         except (OSError, ValueError) as error:
             raise VideoError(f"{path}: cannot read this frame ({error})") from None
+        if (array.shape[1], array.shape[0]) != tuple(size):
+            raise VideoError(
+                f"{path}: frame {index + 1} is {array.shape[1]}x{array.shape[0]} but the sequence's frames are "
+                f"{size[0]}x{size[1]}; resize its frames to one size (its boxes are pixels of that size)"
+            )
         yield FrameItem(index, index / BENCHMARK_FPS, array, None)
 
 
@@ -85,7 +93,8 @@ def sequence_source(sequence: BenchmarkSequence, max_frames: int | None = None) 
                 size = image.size
         except (OSError, ValueError) as error:
             raise VideoError(f"{paths[0]}: cannot read this frame ({error})") from None
-    return VideoSource(_frame_items(paths), (int(size[0]), int(size[1])), BENCHMARK_FPS, str(paths[0].parent))
+    size = (int(size[0]), int(size[1]))
+    return VideoSource(_frame_items(paths, size), size, BENCHMARK_FPS, str(paths[0].parent))
 
 
 def initial_target(sequence: BenchmarkSequence, task: str) -> tuple[list[float] | None, str | None]:

@@ -17,10 +17,33 @@ from .squares import add_squares_arguments, run_squares
 from .synth import add_synth_arguments, run_synth
 
 
+def check_jsonl_files(files: list[str]) -> None:
+    """Each file must exist and be non-empty text (JSON lines), else one line naming it and the fix; bad lines in a
+    text file are counted by the check, not refused here."""
+    from elysium.inference.cli import UserError
+
+    for name in files:
+        path = Path(name)
+        if not path.exists():
+            raise UserError(f"{path}: no such file; give an ElysiumTrack JSON-lines file (one record a line).")
+        if not path.is_file():
+            raise UserError(f"{path} is not a file; give an ElysiumTrack JSON-lines file (one record a line).")
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+        if not head.strip():
+            raise UserError(f"{path} is empty; give an ElysiumTrack JSON-lines file with at least one record.")
+        if b"\0" in head or head.count(b"{") == 0:
+            raise UserError(
+                f"{path} is not JSON lines (binary data or no JSON object); give an ElysiumTrack JSON-lines file "
+                "(one record a line, UTF-8 text)."
+            )
+
+
 def check(args: argparse.Namespace) -> int:
     """Print the summary (and write it with `--output`); exit 1 only if no record is usable."""
     from .records import load_track_records
 
+    check_jsonl_files(args.files)
     dataset = load_track_records(args.files, frames_root=args.frames_root)
     tally = Counter(dataset["_problem"])
     used = tally.get("", 0)

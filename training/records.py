@@ -25,7 +25,8 @@ BAD_BOX = "box_out_of_range_or_inverted"
 UNREADABLE = "unreadable_image"
 EMPTY_DESCRIPTION = "empty_description"
 MALFORMED = "malformed_record"
-REASONS = (MISSING_FRAMES, BOX_COUNT, BAD_BOX, UNREADABLE, EMPTY_DESCRIPTION, MALFORMED)
+OUTSIDE_ROOT = "frame_path_outside_root"  # `../..` or an absolute path: never read
+REASONS = (MISSING_FRAMES, BOX_COUNT, BAD_BOX, UNREADABLE, EMPTY_DESCRIPTION, MALFORMED, OUTSIDE_ROOT)
 
 TRACK_FEATURES = datasets.Features(
     {
@@ -65,6 +66,8 @@ def track_record_problem(record: dict[str, Any], frames: FrameStore | None = Non
         return BAD_BOX
     if not str(record.get("object_description") or "").strip():
         return EMPTY_DESCRIPTION
+    if frames is not None and not all(frames.inside(p) for p in frame_paths):
+        return OUTSIDE_ROOT
     if frames is not None and not all(frames.exists(p) for p in frame_paths):
         return MISSING_FRAMES
     return None
