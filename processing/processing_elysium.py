@@ -93,13 +93,19 @@ class ElysiumProcessor(ProcessorMixin):
 
     @classmethod
     def from_vision_text_pretrained(
-        cls, vision_model_name_or_path: str, text_model_name_or_path: str, t_selector_tokens: int = 108
+        cls,
+        vision_model_name_or_path: str,
+        text_model_name_or_path: str,
+        t_selector_tokens: int = 108,
+        trust_remote_code: bool = False,
     ) -> ElysiumProcessor:
         """The processor matching `ElysiumForConditionalGeneration.from_vision_text_pretrained` on the same paths."""
-        vision_config = AutoConfig.from_pretrained(vision_model_name_or_path)
+        vision_config = AutoConfig.from_pretrained(vision_model_name_or_path, trust_remote_code=trust_remote_code)
         vision_config = getattr(vision_config, "vision_config", vision_config)
         size = {"height": vision_config.image_size, "width": vision_config.image_size}
-        tokenizer = AutoTokenizer.from_pretrained(text_model_name_or_path, padding_side="left")
+        tokenizer = AutoTokenizer.from_pretrained(
+            text_model_name_or_path, padding_side="left", trust_remote_code=trust_remote_code
+        )
         tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
