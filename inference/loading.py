@@ -55,13 +55,50 @@ def load_model_and_processor(
         check_no_remote_code(folder)
     check_weights_file(folder)
     hf_logging.disable_progress_bar()  # one-line CLI output: no "Loading weights" bar
+    report = _HeldRecords(hf_logging.get_logger("transformers.modeling_utils"))
     try:
         processor = AutoProcessor.from_pretrained(folder, trust_remote_code=trust_remote_code)
         dtype = torch.float32 if target.type == "cpu" else "auto"
-        model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype, trust_remote_code=trust_remote_code)
+        with report:
+            model, info = AutoModelForImageTextToText.from_pretrained(
+                folder, dtype=dtype, trust_remote_code=trust_remote_code, output_loading_info=True
+            )
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as error:
         raise UserError(load_error_message(folder, error)) from None
+    missing, unexpected = sorted(info.get("missing_keys") or []), sorted(info.get("unexpected_keys") or [])
+    if missing or unexpected:  # the config builds another model than the weights hold: it would run half random
+        names = ", ".join((missing + unexpected)[:3])
+        raise UserError(
+            f"cannot load the model in {folder}: its config.json does not match its weights ({len(missing)} tensors "
+            f"missing from the weights, {len(unexpected)} not in the model, e.g. {names}); use the config.json saved "
+            "with these weights (save_pretrained writes both)."
+        )
+    report.release()
     return model.to(target).eval(), processor
+
+
+class _HeldRecords:
+    """Holds a logger's records while loading: transformers' multi-line load report is shown only if the load
+    succeeds (`release`), not before the one-line error that replaces it when the load fails."""
+
+    def __init__(self, logger: Any):
+        self.logger, self.records = logger, []
+
+    def filter(self, record: Any) -> bool:
+        self.records.append(record)
+        return False
+
+    def __enter__(self) -> _HeldRecords:
+        self.logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.logger.removeFilter(self)
+
+    def release(self) -> None:
+        for record in self.records:
+            self.logger.handle(record)
+        self.records = []
 
 
 def _first_line(error: BaseException) -> str:
@@ -72,8 +109,8 @@ def _first_line(error: BaseException) -> str:
 def load_error_message(folder: Path, error: BaseException) -> str:
     """One line for a folder transformers could not load: a config that does not match its weights gets the fix."""
     text = str(error)
-    if "size mismatch" in text or "shape" in text.lower() and "checkpoint" in text.lower():
-        detail = next((line.strip() for line in text.splitlines() if "size mismatch" in line), _first_line(error))
+    if "size mismatch" in text or "ignore_mismatched_sizes" in text:
+        detail = next((line.strip() for line in text.splitlines() if "size mismatch" in line), "tensor shapes differ")
         return (
             f"cannot load the model in {folder}: its config.json does not match its weights ({detail}); "
             "use the config.json saved with these weights (save_pretrained writes both)."

@@ -246,18 +246,20 @@ def describe_video(
     """What `elysium describe` does once the model is loaded: describe the object at `box` (pixels of frame 0),
     shown `num_frames` frames spread evenly over the video, decoded at the model's input size. A truncated video is
     refused as `track` refuses it, unless `allow_truncated` (then the frames that decode are described)."""
-    from elysium.processing.video import probe_video, read_video
+    from elysium.processing.video import VideoError, iter_video, probe_video
 
     if num_frames < 1:
         raise UserError(f"--frames must be >= 1, got {num_frames}.")
     info = probe_video(video)
     count = max(1, min(info.num_frames, num_frames))
     indices = sorted(set(np.linspace(0, info.num_frames - 1, count).round().astype(int).tolist()))
-    frames = read_video(video, size=tracker.model_size, indices=indices)
-    if frames.truncated and not allow_truncated:
-        decoded = int(frames.indices.max()) + 1 if len(frames) else 0
-        raise truncated_error(video, decoded)
-    return tracker.describe(list(frames.frames), box, frame_size=frames.original_size, max_new_tokens=max_new_tokens)
+    reader = iter_video(video, size=tracker.model_size, indices=indices, check_end=True)  # to the end, as track reads
+    frames = [item.frame for item in reader]
+    if reader.truncated and not allow_truncated:
+        raise truncated_error(video, reader.frames_decoded)
+    if not frames:
+        raise VideoError(f"{video}: no frame decodes; re-encode the file or pass another one.")
+    return tracker.describe(frames, box, frame_size=reader.original_size, max_new_tokens=max_new_tokens)
 
 
 def run_describe(args: argparse.Namespace) -> int:

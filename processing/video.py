@@ -315,10 +315,12 @@ class VideoReader:
         keep_original: bool = False,
         fps: float | None = None,
         interpolation: str = "bicubic",
+        check_end: bool = False,
     ) -> None:
         self.path = _resolve(path)
         self.size = _check_size(size)
         self.keep_original = keep_original
+        self.check_end = check_end  # decode past the last wanted frame to the end, so `truncated` covers the file
         self.interpolation = _interpolation(interpolation)
         self._selection_args = (stride, max_frames, None if indices is None else tuple(indices))
         _Selection(*self._selection_args)  # validate now
@@ -412,7 +414,7 @@ class VideoReader:
                     else:
                         last_time = index / self.fps
                     if not sel.want(index):
-                        if sel.done(index):
+                        if sel.done(index) and not self.check_end:
                             return
                         continue
                     small = scaler.reformat(
@@ -427,7 +429,7 @@ class VideoReader:
                         )
                     sel.taken += 1
                     yield FrameItem(index, last_time, small, original)
-                    if sel.done(index):
+                    if sel.done(index) and not self.check_end:
                         return
             if finished:
                 decoded_count = index + 1
@@ -464,14 +466,25 @@ def iter_video(
     keep_original: bool = False,
     fps: float | None = None,
     interpolation: str = "bicubic",
+    check_end: bool = False,
 ) -> VideoReader:
     """Stream frames as :class:`FrameItem` (index, timestamp, resized frame, original or None).
 
     Use this for long videos: only one frame is held at a time. ``indices`` are yielded in source
     order. See :func:`read_video` for the arguments; ``reader.truncated`` is set after iterating.
+    ``check_end``: decode (without converting) to the end of the file after the last wanted frame, so
+    ``truncated`` also reports a damaged end that no wanted frame reaches.
     """
     return VideoReader(
-        path, size, stride, max_frames, indices, keep_original=keep_original, fps=fps, interpolation=interpolation
+        path,
+        size,
+        stride,
+        max_frames,
+        indices,
+        keep_original=keep_original,
+        fps=fps,
+        interpolation=interpolation,
+        check_end=check_end,
     )
 
 
