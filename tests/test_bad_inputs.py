@@ -62,8 +62,11 @@ def evil_folder(base: Path, model_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, model_dir) -> dict[str, Path]:
+    return make_files(tmp_path_factory.mktemp("bad"), model_dir)
+
+
+def make_files(tmp: Path, model_dir: Path) -> dict[str, Path]:
     """Every input the table needs, made once: videos, model folders, benchmarks, result and data files."""
-    tmp = tmp_path_factory.mktemp("bad")
     f: dict[str, Path] = {"tmp": tmp, "model": model_dir}
     f["video"] = tmp / "square.mp4"
     write_video(f["video"], moving_square(12), FPS)
@@ -270,6 +273,16 @@ def _cases() -> dict[str, tuple[Callable[[dict[str, Path]], list[str]], int, str
             2,
             "is a file",
         ),
+        "data synth --out a file": (
+            lambda f: ["data", "synth", "--out", str(f["a_file"]), "--videos", "1"],
+            2,
+            "is a file",
+        ),
+        "data squares --out a file": (
+            lambda f: ["data", "squares", "--out", str(f["a_file"]), "--images", "1"],
+            2,
+            "is a file",
+        ),
         "UTF-8 BOM in a result file": (
             lambda f: score(f, "bom_results", "--json"),
             0,
@@ -289,7 +302,11 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def first_eval(files) -> None:
-    """The shipped-folder model's results in e_shared, which another model's eval must not reuse."""
+    prepare_runs(files)
+
+
+def prepare_runs(files: dict[str, Path]) -> None:
+    """One model's results in e_shared, which another model's eval must not reuse; an image to ground."""
     assert main(["eval", "--benchmark", "otb", "--root", str(files["otb"]), "--out", str(files["tmp"] / "e_shared"),
                  "--model", str(files["model"]), "--quiet", M, "8"]) == 0  # fmt: skip
     Image.fromarray(moving_square(1)[0]).save(files["tmp"] / "frame.png")

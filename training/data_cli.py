@@ -80,6 +80,18 @@ def _decode_check(dataset: Any, frames_root: str | None) -> dict[str, int]:
     return {UNREADABLE: bad} if bad else {}
 
 
+def _out_checked(run: Any) -> Any:
+    """`run` after checking that `--out` does not name a file (it would fail part way with a traceback)."""
+
+    def checked(args: argparse.Namespace) -> int:
+        from elysium.inference.cli import check_out_folder
+
+        check_out_folder(args.out)
+        return run(args)
+
+    return checked
+
+
 def add_parser(subparsers: Any) -> None:
     """Register `data check`, `data synth` and `data squares` with the `elysium` command."""
     data = subparsers.add_parser("data", help="inspect or generate training data")
@@ -94,7 +106,7 @@ def add_parser(subparsers: Any) -> None:
         "synth", help="generate synthetic tracking videos with exact boxes, expressions and descriptions"
     )
     add_synth_arguments(synth_parser)
-    synth_parser.set_defaults(run=run_synth)
+    synth_parser.set_defaults(run=_out_checked(run_synth))
     squares_parser = data_sub.add_parser("squares", help="generate position-only grounding images of one square")
     add_squares_arguments(squares_parser)
-    squares_parser.set_defaults(run=run_squares)
+    squares_parser.set_defaults(run=_out_checked(run_squares))
