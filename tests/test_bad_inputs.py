@@ -225,6 +225,16 @@ def _cases() -> dict[str, tuple[Callable[[dict[str, Path]], list[str]], int, str
             2,
             "does not match its weights",
         ),
+        "export, truncated model.safetensors": (
+            lambda f: ["export", "--model", str(f["cut_weights"]), "--out", str(f["tmp"] / "export_cut")],
+            2,
+            "copy or download the weights again",
+        ),
+        "export, config not matching its weights": (
+            lambda f: ["export", "--model", str(f["wrong_config"]), "--out", str(f["tmp"] / "export_wrong")],
+            2,
+            "does not match its weights",
+        ),
         "<image> in an expression": (lambda f: track(f, "--expression", "the <image> square"), 0, "tracked 12"),
         "</s> in an expression": (lambda f: track(f, "--expression", "the </s> square"), 0, "tracked 12"),
         "<image> in a ground expression": (
