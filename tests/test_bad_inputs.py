@@ -91,6 +91,11 @@ def make_files(tmp: Path, model_dir: Path) -> dict[str, Path]:
     config = json.loads((f["wrong_config"] / "config.json").read_text())
     config["text_config"]["intermediate_size"] = config["text_config"]["intermediate_size"] * 2
     (f["wrong_config"] / "config.json").write_text(json.dumps(config))
+    f["fewer_layers"] = tmp / "fewer_layers"
+    shutil.copytree(model_dir, f["fewer_layers"])
+    config = json.loads((f["fewer_layers"] / "config.json").read_text())
+    config["text_config"]["num_hidden_layers"] = 1  # the weights hold 2: a model with half of them unread
+    (f["fewer_layers"] / "config.json").write_text(json.dumps(config))
     f["other_model"] = tmp / "other_model"
     shutil.copytree(model_dir, f["other_model"])  # same weights, another folder: results of "another model"
 
@@ -222,6 +227,11 @@ def _cases() -> dict[str, tuple[Callable[[dict[str, Path]], list[str]], int, str
         ),
         "config not matching its weights": (
             lambda f: describe(f, model=str(f["wrong_config"])),
+            2,
+            "does not match its weights",
+        ),
+        "config with fewer layers than its weights": (
+            lambda f: describe(f, model=str(f["fewer_layers"])),
             2,
             "does not match its weights",
         ),
