@@ -61,7 +61,7 @@ def load_tracks(annotations: str | Path, limit: int | None = None, max_frames: i
     """Records of an ElysiumTrack JSONL whose frame paths are relative to the file's folder."""
     path = Path(annotations)
     tracks = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
         if limit is not None and len(tracks) >= limit:
             break
         record = json.loads(line)

@@ -63,7 +63,7 @@ def _synth_seed(data: Path) -> int | None:
 def _count_videos(annotations: Path, ids: set[str]) -> int:
     """How many videos the scored tracks come from (records of one video share its `vid`)."""
     videos = set()
-    for line in Path(annotations).read_text().splitlines():
+    for line in Path(annotations).read_text(encoding="utf-8-sig").splitlines():
         record = json.loads(line)
         if record["id"] in ids:
             videos.add(record.get("vid", record["id"]))
