@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=None, help="tracks of each set to use (default all)")
     parser.add_argument("--out", type=Path, default=None, help="write the scores here as JSON")
     parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="run code the model folder ships (only folders you trust)"
+    )
     args = parser.parse_args(argv)
     sets = {}
     for folder in (args.train_data, args.data):
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .localization import print_report
 
-    model, processor = load_model_and_processor(args.model, args.device)
+    model, processor = load_model_and_processor(args.model, args.device, trust_remote_code=args.trust_remote_code)
     train, test = sets[args.train_data], sets[args.data]
     train_x = target_features(model, processor, train, args.train_data)
     test_x = target_features(model, processor, test, args.data)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from elysium.paths import inside_root
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -60,13 +61,13 @@ def load_tracks(annotations: str | Path, limit: int | None = None, max_frames: i
     """Records of an ElysiumTrack JSONL whose frame paths are relative to the file's folder."""
     path = Path(annotations)
     tracks = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
         if limit is not None and len(tracks) >= limit:
             break
         record = json.loads(line)
         w, h = record["frame_size"]
         paths = record["frames"][:max_frames]
-        frames = [np.asarray(Image.open(path.parent / p).convert("RGB")) for p in paths]
+        frames = [np.asarray(Image.open(inside_root(path.parent, p)).convert("RGB")) for p in paths]
         boxes = np.asarray(record["box"][: len(paths)], dtype=np.float64) * [w, h, w, h]
         tracks.append(
             Track(

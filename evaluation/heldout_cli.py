@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from elysium.inference.cli import UserError
-from elysium.inference.track_cli import add_search_arguments, tracker_from_args
+from elysium.inference.cli import UserError, check_at_least, check_out_folder
+from elysium.inference.track_cli import add_search_arguments, add_trust_argument, tracker_from_args
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SYNTH_SIZE = (160, 120)
@@ -63,7 +63,7 @@ def _synth_seed(data: Path) -> int | None:
 def _count_videos(annotations: Path, ids: set[str]) -> int:
     """How many videos the scored tracks come from (records of one video share its `vid`)."""
     videos = set()
-    for line in Path(annotations).read_text().splitlines():
+    for line in Path(annotations).read_text(encoding="utf-8-sig").splitlines():
         record = json.loads(line)
         if record["id"] in ids:
             videos.add(record.get("vid", record["id"]))
@@ -71,16 +71,18 @@ def _count_videos(annotations: Path, ids: set[str]) -> int:
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
-    for option, value, least in (
-        ("--videos", args.videos, 1),
-        ("--tracks", args.tracks, 1),
-        ("--max-frames", args.max_frames, 2),
-        ("--clip-len", args.clip_len, 2),
-        ("--batch-size", args.batch_size, 1),
-        ("--failures", args.failures, 0),
-    ):
-        if value is not None and value < least:
-            raise UserError(f"{option} must be >= {least}, got {value}")
+    check_at_least(
+        [
+            ("--videos", args.videos, 1),
+            ("--tracks", args.tracks, 1),
+            ("--max-frames", args.max_frames, 2),
+            ("--clip-len", args.clip_len, 2),
+            ("--batch-size", args.batch_size, 1),
+            ("--failures", args.failures, 0),
+            ("--max-new-tokens", args.max_new_tokens, 1),
+        ]
+    )
+    check_out_folder(args.out)
 
 
 def prepare_data(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, Any]]:
@@ -130,7 +132,7 @@ def evaluate_model(
     from .heldout import CONDITIONS, mean_ious, score_heldout, track_heldout
 
     start = time.perf_counter()
-    model, processor = load_model_and_processor(path, args.device)
+    model, processor = load_model_and_processor(path, args.device, trust_remote_code=args.trust_remote_code)
     tracker = tracker_from_args(model, processor, args)
     predictions = track_heldout(tracker, tracks, args.batch_size, progress=not args.quiet)
     report = score_heldout(tracker, tracks, predictions, captions=not args.no_captions, progress=not args.quiet)
@@ -169,6 +171,20 @@ def evaluate_model(
     return report, baselines
 
 
+def model_fingerprint(path: str | Path) -> dict[str, Any]:
+    """What a saved model's results depend on: its folder, its weights (size, mtime) and its config (digest; the
+    tracker's "model" settings, track_views, track_search_context, ..., are read from it). `elysium heldout` and
+    `elysium eval` key the results they reuse by it."""
+    folder = Path(path)
+    weights, config = folder / "model.safetensors", folder / "config.json"
+    stat = weights.stat() if weights.is_file() else None
+    return {
+        "path": str(folder.resolve()),
+        "weights": [stat.st_size, stat.st_mtime_ns] if stat else None,
+        "config": hashlib.sha256(config.read_bytes()).hexdigest() if config.is_file() else None,
+    }
+
+
 def result_key(path: str | None, tracks: list[Any], args: argparse.Namespace) -> str:
     """What one model's finished result depends on (its weights and config as saved, the tracks, the tracker's
     settings), as a digest: a re-run with the same key reuses the result instead of tracking again."""
@@ -176,14 +192,8 @@ def result_key(path: str | None, tracks: list[Any], args: argparse.Namespace) ->
 
     from .heldout import SCORING
 
-    folder = Path(path or DEFAULT_MODEL)
-    weights, config = folder / "model.safetensors", folder / "config.json"
-    stat = weights.stat() if weights.is_file() else None
     key = {
-        "path": str(folder.resolve()),
-        "weights": [stat.st_size, stat.st_mtime_ns] if stat else None,
-        # the tracker's "model" settings (track_views, track_search_context, ...) are read from the config
-        "config": hashlib.sha256(config.read_bytes()).hexdigest() if config.is_file() else None,
+        **model_fingerprint(path or DEFAULT_MODEL),
         "tracks": [[t.id, len(t.frames)] for t in tracks],
         **{
             k: getattr(args, k)
@@ -316,5 +326,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-captions", action="store_true", help="skip Video-REG (METEOR needs Java)")
     parser.add_argument("--out", default="heldout-report", metavar="DIR", help="output folder (default heldout-report)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
+    add_trust_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run_heldout)

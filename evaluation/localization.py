@@ -186,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-frames", type=int, default=8, help="frames of each tracked clip (default 8: one clip)")
     parser.add_argument("--out", type=Path, default=None, help="write the scores here as JSON")
     parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="run code the model folder ships (only folders you trust)"
+    )
     args = parser.parse_args(argv)
     files = [args.data / "grounding.jsonl", args.data / "annotations.jsonl"]  # tracks are optional
     if not files[0].is_file() or args.samples < 1 or args.max_frames < 2:
@@ -198,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .heldout import load_tracks, track_heldout
 
-    model, processor = load_model_and_processor(args.model, args.device)
+    model, processor = load_model_and_processor(args.model, args.device, trust_remote_code=args.trust_remote_code)
     tracker = ElysiumTracker(model, processor, clip_len=args.max_frames)
     records = [json.loads(line) for line in files[0].read_text().splitlines() if line.strip()][: args.samples]
     report: dict[str, Any] = {"model": args.model or "default", "search_context": tracker.search_context}

@@ -3,6 +3,8 @@
 Why it works the way it does:
 - Results are written per sequence as soon as it is tracked (`<out>/results/<seq>.txt`, x,y,w,h lines, atomic),
   so a run of hours can be interrupted and resumed: sequences whose result file exists are not tracked again.
+  What they were made with (the model's weights and config, the task and tracker settings: `key`) is saved in
+  `<out>/results_key.json`; results made with another key are never reused (nor relabelled), the run stops instead.
 - A sequence that fails (a missing frame, an unreadable image, no first-frame ground truth) is counted and
   reported, never fatal: one broken sequence must not cost a 280-sequence run.
 - Scoring uses this package's OPE implementation under a named protocol (got10k or pytracking), so the numbers are
@@ -11,6 +13,8 @@ Why it works the way it does:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -57,14 +61,22 @@ class EvalRun:
         return self.frames / self.seconds if self.seconds > 0 else None
 
 
-def _frame_items(paths: Sequence[Path]) -> Iterator[FrameItem]:
-    """Decode benchmark frames lazily, one at a time (the processor resizes them to the model's input)."""
+def _frame_items(paths: Sequence[Path], size: tuple[int, int]) -> Iterator[FrameItem]:
+    """Decode benchmark frames lazily, one at a time (the processor resizes them to the model's input).
+
+    Every frame must be `size` (w, h), the size boxes are read and normalized in: a sequence whose frames change
+    size would be tracked in the wrong coordinates, so it fails (and is counted) instead."""
     for index, path in enumerate(paths):
         try:
             with Image.open(path) as image:
                 array = np.asarray(image.convert("RGB"))
         except (OSError, ValueError) as error:
             raise VideoError(f"{path}: cannot read this frame ({error})") from None
+        if (array.shape[1], array.shape[0]) != tuple(size):
+            raise VideoError(
+                f"{path}: frame {index + 1} is {array.shape[1]}x{array.shape[0]} but the sequence's frames are "
+                f"{size[0]}x{size[1]}; resize its frames to one size (its boxes are pixels of that size)"
+            )
         yield FrameItem(index, index / BENCHMARK_FPS, array, None)
 
 
@@ -81,7 +93,8 @@ def sequence_source(sequence: BenchmarkSequence, max_frames: int | None = None) 
                 size = image.size
         except (OSError, ValueError) as error:
             raise VideoError(f"{paths[0]}: cannot read this frame ({error})") from None
-    return VideoSource(_frame_items(paths), (int(size[0]), int(size[1])), BENCHMARK_FPS, str(paths[0].parent))
+    size = (int(size[0]), int(size[1]))
+    return VideoSource(_frame_items(paths, size), size, BENCHMARK_FPS, str(paths[0].parent))
 
 
 def initial_target(sequence: BenchmarkSequence, task: str) -> tuple[list[float] | None, str | None]:
@@ -107,17 +120,23 @@ def run_benchmark(
     batch_size: int = 1,
     tracker_name: str = "Elysium",
     on_sequence: Callable[[str, str], None] | None = None,
+    key: dict[str, Any] | None = None,
 ) -> EvalRun:
     """Track each sequence of `benchmark` (resuming), write `<out>/results/*.txt`, `metrics.json` and plots.
 
     `on_sequence(name, status)` is called per sequence with status "tracked", "resumed" or "failed" (for a
     progress bar). `batch_size` sequences are tracked together as one batch; when a batch fails, its sequences are
-    retried one by one so only the broken one is counted as failed.
+    retried one by one so only the broken one is counted as failed. `key` (what the results depend on: the model's
+    fingerprint, task and tracker settings) guards resuming: see `check_results_key`.
     """
     if task not in TASKS:
         raise EvalRunError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if batch_size < 1:
+        raise EvalRunError(f"batch_size must be >= 1, got {batch_size}")
     out = Path(out_dir)
     results_dir = out / "results"
+    if key is not None:
+        check_results_key(out, {"task": task, "max_frames": max_frames, **key})
     run = EvalRun(benchmark.name, out, skipped=list(benchmark.skipped))
     notify = on_sequence or (lambda name, status: None)
     todo: list[BenchmarkSequence] = []
@@ -153,6 +172,36 @@ def run_benchmark(
         benchmark, results_dir, out, protocol=protocol, max_frames=max_frames, tracker_name=tracker_name, run=run
     )
     return run
+
+
+RESULTS_KEY = "results_key.json"
+
+
+def check_results_key(out: Path, key: dict[str, Any]) -> None:
+    """Resume only results made with `key`: a `results/` folder made with another model, weights or settings (or
+    one that does not say what made it) is refused; otherwise `key` is recorded in `<out>/results_key.json`."""
+    from elysium.atomic import write_json_atomic
+
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    results_dir = out / "results"
+    has_results = results_dir.is_dir() and any(results_dir.iterdir())
+    try:
+        saved = json.loads((out / RESULTS_KEY).read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        saved = None
+    saved_digest = saved.get("digest") if isinstance(saved, dict) else None
+    if has_results and saved_digest != digest:
+        made_by = (
+            f"made with {saved.get('key', {}).get('path', 'another model')} and other settings"
+            if isinstance(saved, dict) and isinstance(saved.get("key"), dict)
+            else "that do not record which model made them"
+        )
+        raise EvalRunError(
+            f"{results_dir} holds results {made_by}; they are not reused for this model and settings. Give another "
+            f"--out, or delete {results_dir} to track again."
+        )
+    if saved_digest != digest:
+        write_json_atomic(out / RESULTS_KEY, {"digest": digest, "key": key}, sort_keys=True)
 
 
 def _track_and_write(

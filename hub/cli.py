@@ -8,8 +8,14 @@ from elysium.inference.cli import UserError
 
 
 def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from elysium.inference.loading import check_weights_file, load_error_message
+
     from .export import ExportError, PushError, export, push_folder
 
+    if Path(args.model).is_dir():
+        check_weights_file(Path(args.model))  # an empty or cut model.safetensors: one line, before loading
     try:
         out = export(
             args.model,
@@ -21,6 +27,8 @@ def _export(args: argparse.Namespace) -> int:
         )
     except ExportError as error:
         raise UserError(str(error)) from error
+    except (OSError, ValueError, RuntimeError) as error:  # e.g. a config.json that does not match the weights
+        raise UserError(load_error_message(Path(args.model), error)) from None
     print(f"exported {out}")
     if args.push_to_hub:
         try:

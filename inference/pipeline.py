@@ -3,6 +3,7 @@
     from transformers import pipeline
     import elysium.inference  # registers the task (a Hub folder with auto_map does this via trust_remote_code)
     tracker = pipeline("video-object-tracking", model="path/to/elysium")  # no model: the packaged elysium-tiny
+    # or elysium.inference.tracking_pipeline("path/to/elysium"): trust_remote_code=False unless asked, no prompt
     out = tracker("video.mp4", box=[x1, y1, x2, y2])  # or expression="the red car"
     out["frames"][i] == {"index", "time", "box" (pixels of the source), "repaired"}
 
@@ -121,6 +122,25 @@ class _PackagedDefault(dict):
         return super().__getitem__(key)
 
 
+def tracking_pipeline(model: str | Path | None = None, *, trust_remote_code: bool = False, **kwargs: Any) -> Any:
+    """`pipeline("video-object-tracking", model=...)` that never runs a model folder's own code unless asked.
+
+    transformers' `pipeline` asks interactively (and runs the code on "y") when a folder's model type is unknown
+    and its config has an `auto_map`; this refuses such a folder with one line unless `trust_remote_code=True`.
+    `model=None` is the packaged `elysium-tiny`.
+    """
+    from transformers import pipeline
+
+    from .loading import check_no_remote_code, check_weights_file
+
+    folder = Path(model) if model is not None else Path(default_model.default_model_path())
+    if folder.is_dir():
+        if not trust_remote_code:
+            check_no_remote_code(folder)
+        check_weights_file(folder)
+    return pipeline(TASK, model=str(folder), trust_remote_code=trust_remote_code, **kwargs)
+
+
 PIPELINE_REGISTRY.register_pipeline(
     TASK,
     pipeline_class=VideoObjectTrackingPipeline,
@@ -129,4 +149,4 @@ PIPELINE_REGISTRY.register_pipeline(
     type="multimodal",
 )
 
-__all__ = ["TASK", "VideoObjectTrackingPipeline"]
+__all__ = ["TASK", "VideoObjectTrackingPipeline", "tracking_pipeline"]

@@ -8,6 +8,7 @@ the T-Selector's count, which the model checks before it scatters the frame feat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,6 +61,13 @@ def chat_template(system_prompt: str = SYSTEM_PROMPT) -> str:
 
 CHAT_TEMPLATE = chat_template()
 
+# User text (expressions, questions, answers) is never parsed for special tokens: `build_prompt` wraps each
+# special-token string in it ("<image>", "</s>", ...) between these two Unicode noncharacters (reserved for a
+# program's internal use, so no real text holds them), and `tokenize` encodes what lies between them as plain
+# text. Prompts without user special-token strings hold no marks and are tokenized exactly as before.
+PLAIN_START, PLAIN_END = "\ufdd0", "\ufdd1"
+_PLAIN_RE = re.compile(f"{PLAIN_START}(.*?){PLAIN_END}", re.DOTALL)
+
 
 class ElysiumProcessor(ProcessorMixin):
     """Wraps an [`ElysiumImageProcessor`] and a Llama tokenizer into one processor for Elysium."""
@@ -85,13 +93,19 @@ class ElysiumProcessor(ProcessorMixin):
 
     @classmethod
     def from_vision_text_pretrained(
-        cls, vision_model_name_or_path: str, text_model_name_or_path: str, t_selector_tokens: int = 108
+        cls,
+        vision_model_name_or_path: str,
+        text_model_name_or_path: str,
+        t_selector_tokens: int = 108,
+        trust_remote_code: bool = False,
     ) -> ElysiumProcessor:
         """The processor matching `ElysiumForConditionalGeneration.from_vision_text_pretrained` on the same paths."""
-        vision_config = AutoConfig.from_pretrained(vision_model_name_or_path)
+        vision_config = AutoConfig.from_pretrained(vision_model_name_or_path, trust_remote_code=trust_remote_code)
         vision_config = getattr(vision_config, "vision_config", vision_config)
         size = {"height": vision_config.image_size, "width": vision_config.image_size}
-        tokenizer = AutoTokenizer.from_pretrained(text_model_name_or_path, padding_side="left")
+        tokenizer = AutoTokenizer.from_pretrained(
+            text_model_name_or_path, padding_side="left", trust_remote_code=trust_remote_code
+        )
         tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
@@ -114,7 +128,7 @@ class ElysiumProcessor(ProcessorMixin):
             raise ValueError("Give the prompt text; build it with `processor.build_prompt(...)` or the chat template.")
         texts = [text] if isinstance(text, str) else list(text)
         frames = self._flatten_frames(images, len(texts))
-        placeholders = [t.count(self.image_token) for t in texts]
+        placeholders = [_PLAIN_RE.sub("", t).count(self.image_token) for t in texts]
         if sum(placeholders) != len(frames):
             raise ValueError(
                 f"The text has {sum(placeholders)} {self.image_token} placeholders (per text: {placeholders}) but "
@@ -131,17 +145,72 @@ class ElysiumProcessor(ProcessorMixin):
         For callers that encode frames themselves (the tracker caches each frame's features across clips).
         """
         texts = [text] if isinstance(text, str) else list(text)
-        expanded = [t.replace(self.image_token, self.image_token * self.num_image_tokens) for t in texts]
-        encoding = self.tokenizer(expanded, return_tensors=return_tensors, padding=padding, **kwargs)
+        if any(PLAIN_START in t for t in texts):
+            encoding = self._tokenize_with_plain_text(texts, return_tensors, padding, **kwargs)
+        else:
+            expanded = [self._expand(t) for t in texts]
+            encoding = self.tokenizer(expanded, return_tensors=return_tensors, padding=padding, **kwargs)
         limit = self.tokenizer.model_max_length
         longest = max(len(ids) for ids in encoding["input_ids"])
         if limit and limit < 10**8 and longest > limit:
-            frames = max(t.count(self.image_token) for t in texts)
+            frames = max(_PLAIN_RE.sub("", t).count(self.image_token) for t in texts)
             raise ValueError(
                 f"The prompt is {longest} tokens but the model holds {limit}: {frames} frames at "
                 f"{self.num_image_tokens} tokens each do not fit. Give fewer frames or track the video in clips."
             )
         return encoding
+
+    def _expand(self, text: str) -> str:
+        return text.replace(self.image_token, self.image_token * self.num_image_tokens)
+
+    def _tokenize_with_plain_text(
+        self, texts: list[str], return_tensors: str | None, padding: bool | str, **kwargs: Any
+    ):
+        """Tokenize texts holding marked user text: the prompt's own pieces as usual (special tokens recognized, the
+        first with the tokenizer's leading special tokens), the marked pieces with `split_special_tokens=True`."""
+        padding_side = kwargs.pop("padding_side", None)
+        rows = []
+        for text in texts:
+            ids: list[int] = []
+            position = 0
+            pieces: list[tuple[str, bool]] = []
+            for match in _PLAIN_RE.finditer(text):
+                pieces += [(text[position : match.start()], False), (match.group(1), True)]
+                position = match.end()
+            pieces.append((text[position:], False))
+            for number, (piece, plain) in enumerate(pieces):
+                if not piece and number:
+                    continue
+                if plain:
+                    ids += self.tokenizer(piece, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+                else:
+                    encoded = self.tokenizer(self._expand(piece), add_special_tokens=number == 0, **kwargs)
+                    ids += encoded["input_ids"]
+            rows.append({"input_ids": ids, "attention_mask": [1] * len(ids)})
+        return self.tokenizer.pad(rows, padding=padding, padding_side=padding_side, return_tensors=return_tensors)
+
+    def plain_text(self, text: str | None) -> str | None:
+        """`text` from a user, with each special-token string marked to be encoded as plain text (see PLAIN_START)."""
+        if text is None:
+            return None
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes reach Python as lone surrogates; no tokenizer encodes them
+            raise ValueError(f"{text!r} is not valid UTF-8 text; give the words as UTF-8.") from None
+        text = text.replace(PLAIN_START, "").replace(PLAIN_END, "")
+        specials = sorted(
+            {t for t in [*self.tokenizer.all_special_tokens, self.image_token, *self._added_special_tokens()] if t},
+            key=len,
+            reverse=True,
+        )
+        if not any(token in text for token in specials):
+            return text
+        pattern = "|".join(re.escape(token) for token in specials)
+        return re.sub(pattern, lambda m: f"{PLAIN_START}{m.group(0)}{PLAIN_END}", text)
+
+    def _added_special_tokens(self) -> list[str]:
+        decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        return [str(token) for token in decoder.values() if getattr(token, "special", False)]
 
     def _flatten_frames(self, images: Any, num_texts: int) -> list[Any]:
         if images is None:
@@ -169,12 +238,17 @@ class ElysiumProcessor(ProcessorMixin):
         if num_frames < 1:
             raise ValueError("Give at least one frame.")
         question_text = task_prompt(
-            task, box=box, expression=expression, question=question, paraphrase=paraphrase, rng=rng
+            task,
+            box=box,
+            expression=self.plain_text(expression),
+            question=self.plain_text(question),
+            paraphrase=paraphrase,
+            rng=rng,
         )
         content = [{"type": "image"} for _ in range(num_frames)] + [{"type": "text", "text": question_text}]
         messages = [{"role": "user", "content": content}]
         if answer is not None:
-            messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": self.plain_text(answer)}]})
         return self.apply_chat_template(messages, tokenize=False, add_generation_prompt=answer is None)
 
     @staticmethod

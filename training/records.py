@@ -28,7 +28,8 @@ UNREADABLE = "unreadable_image"
 EMPTY_DESCRIPTION = "empty_description"
 MALFORMED = "malformed_record"
 NOT_UTF8 = "not_utf8"
-REASONS = (MISSING_FRAMES, BOX_COUNT, BAD_BOX, UNREADABLE, EMPTY_DESCRIPTION, MALFORMED, NOT_UTF8)
+OUTSIDE_ROOT = "frame_path_outside_root"  # `../..` or an absolute path: never read
+REASONS = (MISSING_FRAMES, BOX_COUNT, BAD_BOX, UNREADABLE, EMPTY_DESCRIPTION, MALFORMED, NOT_UTF8, OUTSIDE_ROOT)
 
 TRACK_FEATURES = datasets.Features(
     {
@@ -68,6 +69,8 @@ def track_record_problem(record: dict[str, Any], frames: FrameStore | None = Non
         return BAD_BOX
     if not str(record.get("object_description") or "").strip():
         return EMPTY_DESCRIPTION
+    if frames is not None and not all(frames.inside(p) for p in frame_paths):
+        return OUTSIDE_ROOT
     if frames is not None and not all(frames.exists(p) for p in frame_paths):
         return MISSING_FRAMES
     return None
