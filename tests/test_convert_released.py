@@ -20,11 +20,12 @@ from elysium.processing.tokenizer_training import train_tokenizer
 from safetensors.torch import save_file
 from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
 
-# Shapes chosen so the converter's inference (CLIP head dim 64, Llama head dim 128) fits: 2 and 2 heads.
+# Shapes chosen so the converter's inference (CLIP head dim 64, Llama head dim 128) fits: 2 and 2 heads. These
+# sources have no config.json, so the converter assumes the Elysium-7B parts' other fields: Vicuna's rms_norm_eps.
 VISION = dict(hidden_size=128, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=42,
               patch_size=14)  # fmt: skip
 TEXT = dict(hidden_size=256, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-            vocab_size=300)  # fmt: skip
+            vocab_size=300, rms_norm_eps=1e-5)  # fmt: skip
 PATCHES = (VISION["image_size"] // VISION["patch_size"]) ** 2  # 9
 KEEP = 4
 FRAMES = 2
