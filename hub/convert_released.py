@@ -340,6 +340,14 @@ def build_config(
         logger.warning("%s is not an Elysium config; inferring the shapes from the weights instead.", path)
     kwargs = infer_config_kwargs(shapes)
     defaults = ElysiumConfig()  # Elysium-7B: its vision/text settings fill what the weights and named configs do not
+    for part, named, inferred in (("visual_config", named_vision, kwargs["vision_config"]),
+                                  ("llm_config", named_text, kwargs["text_config"])):  # fmt: skip
+        for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "image_size", "patch_size"):
+            if key in named and key in inferred and named[key] != inferred[key]:
+                raise ConversionError(
+                    f"{src}: the config {part} names has {key}={named[key]} but the weights have {inferred[key]}; "
+                    "the named model is not the one these weights were built on (pass --config to override)."
+                )
     if named_vision:  # a named config knows its heads; the weights only the widths
         kwargs["vision_config"].pop("num_attention_heads")
     if named_text:

@@ -364,3 +364,11 @@ def test_released_config_without_local_parts_assumes_the_7b_fields(tmp_path: Pat
     assert config["text_config"]["rms_norm_eps"] == 1e-5 and config["text_config"]["max_position_embeddings"] == 4096
     assert config["vision_config"]["layer_norm_eps"] == 1e-6  # read from the cached CLIP config
     assert config["vision_config"]["num_attention_heads"] == VISION["num_attention_heads"]
+
+
+def test_named_part_that_does_not_fit_the_weights_fails_by_name(tmp_path: Path) -> None:
+    src, _, llm_dir = write_released_layout(tmp_path)
+    LlamaConfig(**{**TEXT_SMALL, "hidden_size": 256}).save_pretrained(llm_dir)  # another LLM than the weights'
+    with pytest.raises(ConversionError, match="hidden_size=256 but the weights have 128"):
+        convert_released(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
