@@ -67,6 +67,10 @@ CUSTOM_PIPELINES = {
         "type": "multimodal",
     }
 }
+REMOTE_CODE_SENTENCE = (
+    "The model, processor and pipeline code ship in this folder, so load them with `trust_remote_code=True`; the\n"
+    "`elysium` package is not needed."
+)
 EXPORT_MARKER = "<!-- elysium export: the sections below are written by `elysium export` -->"
 
 DEFAULT_LICENSE = "llama2"  # Vicuna-7B v1.5 is a Llama 2 fine-tune
@@ -262,8 +266,7 @@ def export_sections(config: Any, processor: Any, repo_id: str | None = None) -> 
     tokens = config.t_selector_tokens
     usage = f"""## Usage
 
-The model, processor and pipeline code ship in this folder, so load them with `trust_remote_code=True`; the
-`elysium` package is not needed.
+{REMOTE_CODE_SENTENCE}
 
 ```python
 import torch
@@ -502,6 +505,7 @@ __all__ = [
     "MODEL_AUTO_MAP",
     "CUSTOM_PIPELINES",
     "EXPORT_MARKER",
+    "REMOTE_CODE_SENTENCE",
     "add_auto_maps",
     "atomic_folder",
     "code_files",
