@@ -227,3 +227,21 @@ def test_config_defaults_are_vicuna_7b_and_clip_l_336(tmp_path) -> None:
     config.save_pretrained(tmp_path)  # and they survive a save / load
     again = ElysiumConfig.from_pretrained(tmp_path)
     assert again.text_config.rms_norm_eps == 1e-5 and again.text_config.max_position_embeddings == 4096
+
+
+def test_multi_turn_repeats_prompt_answer_and_end(released_processor, llama_tokenizer) -> None:
+    messages = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "What is it?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "A dog."}]},
+        {"role": "user", "content": [{"type": "text", "text": "What colour?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Brown."}]},
+    ]
+    text = released_processor.apply_chat_template(messages, tokenize=False)
+    first, first_mask = released_ids(llama_tokenizer, 2, "What is it?", "A dog.")
+    second = llama_tokenizer.encode("USER: What colour?ASSISTANT:")
+    answer = llama_tokenizer.encode("Brown.", add_special_tokens=False) + [llama_tokenizer.eos_token_id]
+    ids, labels = released_processor.encode_with_labels(text)
+    assert ids == first + second + answer
+    assert labels == [t if m else -100 for t, m in zip(first, first_mask)] + [-100] * len(second) + answer
+    with pytest.raises(ValueError, match="Not a released-format prompt"):
+        released_processor.encode_with_labels("USER: no assistant tag")
