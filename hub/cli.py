@@ -79,12 +79,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "convert-released",
         help="convert the released sty-yyj/elysium_7b checkpoint to this package's layout",
         description="Rename the released checkpoint's weights (visual_encoder, adapter, llm_proj, llm) to "
-        "ElysiumForConditionalGeneration's and write a folder that from_pretrained loads.",
+        "ElysiumForConditionalGeneration's, read the LLM/CLIP configs its config.json names (local folders or the "
+        "local Hub cache only), and write the Hub-ready folder `elysium export` writes, with the released prompt "
+        "format: AutoModel.from_pretrained(out, trust_remote_code=True) loads it.",
     )
     convert.add_argument("--src", required=True, help="released checkpoint: a folder, or one .bin/.pt/.safetensors")
     convert.add_argument("--out", required=True, help="folder to write")
     convert.add_argument("--config", help="ElysiumConfig JSON to use instead of the source's or the inferred one")
-    convert.add_argument("--tokenizer", help="tokenizer folder (default: the source folder's, if it has one)")
+    convert.add_argument(
+        "--tokenizer", help="tokenizer folder (default: the source folder's, else the LLM's its config.json names)"
+    )
     convert.add_argument(
         "--t-selector-tokens", type=int, default=None, help="tokens kept per frame (default: config's, else 108)"
     )

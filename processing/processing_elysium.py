@@ -1,9 +1,13 @@
 """ElysiumProcessor: frames and text in the released model's prompt format, and generated text back to boxes.
 
-Prompt (Vicuna v1.1, byte-compatible with the released model): the system line, `USER: `, then the frames as
+Prompt (Vicuna v1.1): the system line, `USER: `, then the frames as
 `Frame 1: <image>, Frame 2: <image>, ..., Frame n: <image>\n` (a single image is `<image>\n`, no timestamp), the
 question, and `ASSISTANT:`; an answer ends with `</s>`. Each `<image>` is expanded to `num_image_tokens` tokens,
 the T-Selector's count, which the model checks before it scatters the frame features in.
+
+`prompt_format` (saved in processor_config.json) chooses how: `"elysium"` (default; the models this package trains)
+writes ` ASSISTANT: ` and tokenizes the text once; `"released"` (set by `elysium convert-released`) gives exactly the
+released Elysium-7B's ids: its text, its template wording and its piecewise encoding (released_format.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,14 @@ from transformers.processing_utils import ProcessorMixin
 from .boxes import ParsedTrack, denormalize_box, format_track, normalize_box, parse_box, parse_track
 from .image_processing_elysium import ElysiumImageProcessor
 from .prompts import task_prompt
+from .released_format import (
+    ASSISTANT,
+    ELYSIUM,
+    RELEASED,
+    RELEASED_CHAT_TEMPLATE,
+    check_prompt_format,
+    encode_released,
+)
 
 IMAGE_TOKEN = "<image>"
 SYSTEM_PROMPT = (
@@ -79,11 +91,14 @@ class ElysiumProcessor(ProcessorMixin):
         chat_template: str | None = None,
         num_image_tokens: int = 108,
         image_token: str = IMAGE_TOKEN,
+        prompt_format: str = ELYSIUM,
         **kwargs: Any,
     ):
         self.num_image_tokens = num_image_tokens
         self.image_token = image_token
-        super().__init__(image_processor, tokenizer, chat_template=chat_template or CHAT_TEMPLATE)
+        self.prompt_format = check_prompt_format(prompt_format)
+        default_template = RELEASED_CHAT_TEMPLATE if prompt_format == RELEASED else CHAT_TEMPLATE
+        super().__init__(image_processor, tokenizer, chat_template=chat_template or default_template)
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(image_token)
         if self.image_token_id is None or self.image_token_id == self.tokenizer.unk_token_id:
             raise ValueError(
@@ -145,7 +160,17 @@ class ElysiumProcessor(ProcessorMixin):
         For callers that encode frames themselves (the tracker caches each frame's features across clips).
         """
         texts = [text] if isinstance(text, str) else list(text)
-        if any(PLAIN_START in t for t in texts):
+        if self.prompt_format == RELEASED:
+            padding_side = kwargs.pop("padding_side", None)
+            if kwargs:
+                raise ValueError(f"prompt_format='released' encodes piecewise; {sorted(kwargs)} are not supported.")
+            rows = [
+                {"input_ids": encode_released(self.tokenizer, t, *self._image_args, plain=_PLAIN_RE)[0]} for t in texts
+            ]
+            encoding = self.tokenizer.pad(
+                rows, padding=padding, return_tensors=return_tensors, padding_side=padding_side
+            )
+        elif any(PLAIN_START in t for t in texts):
             encoding = self._tokenize_with_plain_text(texts, return_tensors, padding, **kwargs)
         else:
             expanded = [self._expand(t) for t in texts]
@@ -199,7 +224,9 @@ class ElysiumProcessor(ProcessorMixin):
             raise ValueError(f"{text!r} is not valid UTF-8 text; give the words as UTF-8.") from None
         text = text.replace(PLAIN_START, "").replace(PLAIN_END, "")
         specials = sorted(
-            {t for t in [*self.tokenizer.all_special_tokens, self.image_token, *self._added_special_tokens()] if t},
+            {t for t in [*self.tokenizer.all_special_tokens, self.image_token, *self._added_special_tokens()] if t}
+            # the released encoding cuts a conversation at its `ASSISTANT:`s: a user's is text too
+            | ({ASSISTANT} if self.prompt_format == RELEASED else set()),
             key=len,
             reverse=True,
         )
@@ -211,6 +238,21 @@ class ElysiumProcessor(ProcessorMixin):
     def _added_special_tokens(self) -> list[str]:
         decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
         return [str(token) for token in decoder.values() if getattr(token, "special", False)]
+
+    def encode_with_labels(self, text: str) -> tuple[list[int], list[int]]:
+        """Released format: `(input_ids, labels)` of one conversation, labels -100 except on the answers and
+        their `</s>`, with each `<image>` expanded. The training samples use it for a released-format fine-tune."""
+        if self.prompt_format != RELEASED:
+            raise ValueError(
+                "encode_with_labels is the released format's; this processor uses prompt_format "
+                f"{self.prompt_format!r} (its text is tokenized in one go)."
+            )
+        ids, is_answer = encode_released(self.tokenizer, text, *self._image_args, plain=_PLAIN_RE)
+        return ids, [token if answer else -100 for token, answer in zip(ids, is_answer)]
+
+    @property
+    def _image_args(self) -> tuple[str, int, int]:
+        return self.image_token, self.image_token_id, self.num_image_tokens
 
     def _flatten_frames(self, images: Any, num_texts: int) -> list[Any]:
         if images is None:
@@ -244,6 +286,7 @@ class ElysiumProcessor(ProcessorMixin):
             question=self.plain_text(question),
             paraphrase=paraphrase,
             rng=rng,
+            released=self.prompt_format == RELEASED,
         )
         content = [{"type": "image"} for _ in range(num_frames)] + [{"type": "text", "text": question_text}]
         messages = [{"role": "user", "content": content}]

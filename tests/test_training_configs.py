@@ -290,6 +290,7 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
     assert record["stages"][1]["lr_schedule"] == "cosine"  # a stage's own decay_on_loss is its own
     assert "| held |" in (shipped / "README.md").read_text()
     assert "# elysium-tiny" in (shipped / "README.md").read_text() and (shipped / "training_curves.png").is_file()
+    assert "This folder carries no code" in (shipped / "README.md").read_text()  # not "code ships in this folder"
     assert not (shipped / "training_args.bin").exists()
     assert not list(shipped.glob("*.py")) and "auto_map" not in (shipped / "config.json").read_text()  # no code copy
     assert load_file(shipped / "model.safetensors").keys() == second.keys()

@@ -29,7 +29,7 @@ from typing import Any
 
 from elysium.atomic import write_json_atomic
 from elysium.evaluation.heldout_report import conditions_table, scores_table
-from elysium.hub.export import atomic_folder, code_files, model_card
+from elysium.hub.export import REMOTE_CODE_SENTENCE, atomic_folder, code_files, model_card, pipeline_files
 
 from .config import load_config, stage_configs
 from .curves import plot_runs, read_run
@@ -139,7 +139,7 @@ def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | Non
     """The export's card (usage, prompt and box format) with what elysium-tiny is and how well it does first."""
     head, _, rest = generic.partition("\n# Elysium\n")
     rest = rest.replace(
-        "The model and processor code ship in this repository, so load them with `trust_remote_code=True`.",
+        REMOTE_CODE_SENTENCE,
         "This folder carries no code: the `elysium` package loads it (its classes register with the Auto classes);\n"
         "`elysium export --model models/elysium-tiny --out DIR` writes a copy that loads with `trust_remote_code`.",
     )
@@ -206,13 +206,14 @@ pixels at all: `python -m elysium.training.pixel_reliance` (the package's docs/e
 def drop_remote_code(folder: Path) -> None:
     """Undo `make_hub_ready`'s additions: the flat code copies and the `auto_map`s pointing at them. The package
     loads its default model with its own classes, and a copy of the code beside them would only go stale."""
-    for path in code_files():
-        (folder / path.name).unlink(missing_ok=True)
+    for name in [path.name for path in code_files()] + list(pipeline_files()):
+        (folder / name).unlink(missing_ok=True)
     for name in ("config.json", "processor_config.json", "preprocessor_config.json"):
         file = folder / name
         if file.is_file():
             data = json.loads(file.read_text())
             data.pop("auto_map", None)
+            data.pop("custom_pipelines", None)
             if isinstance(data.get("image_processor"), dict):
                 data["image_processor"].pop("auto_map", None)
             write_json_atomic(file, data)
