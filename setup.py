@@ -7,6 +7,9 @@ as top-level names on PyPI), so code imports ``elysium.processing``, ``elysium.h
 from setuptools import setup
 
 FOLDERS = ["modeling_elysium", "processing", "training", "evaluation", "inference", "hub", "models", "assets"]
+FOLDERS += ["data_engine"]  # `elysium data build`, the ElysiumTrack data engine
+# Its extra; CI installs only `.[test]`, so the test extra names them too.
+DATA = ["spacy>=3.7", "filterpy>=1.4.5"]
 
 setup(
     name="elysium",
@@ -45,7 +48,9 @@ setup(
         "flash": ["flash-attn>=2.6"],
         "lora": ["peft>=0.13"],
         "eval": ["pycocoevalcap>=1.2"],
-        "test": ["pytest>=8", "hypothesis>=6", "six>=1.16", "got10k>=0.1.3", "pycocoevalcap>=1.2", "peft>=0.13", "ruff"],
+        "data": DATA,
+        "test": ["pytest>=8", "hypothesis>=6", "six>=1.16", "got10k>=0.1.3", "pycocoevalcap>=1.2", "peft>=0.13", "ruff"]
+        + DATA,
     },
     entry_points={"console_scripts": ["elysium=elysium.inference.cli:main"]},
 )
