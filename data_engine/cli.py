@@ -132,7 +132,10 @@ def run_build(args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    state = PartialState()
+    from accelerate.utils import parse_flag_from_env
+
+    # As `Accelerator` does: `accelerate launch --cpu` (or ACCELERATE_USE_CPU=1) asks for CPU processes (gloo).
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     detector, tracker = _components(args, state.device)
     config = BuildConfig(
         out=args.out,

@@ -20,7 +20,7 @@ class Detection:
 
 
 class Detector(Protocol):
-    """Frames and, per frame, the queries to ground -> per frame, per query, the best detection (or None).
+    """Frames and, per frame, the queries to ground -> per frame, per query, the best box inside the frame (or None).
 
     `keys` are `(video id, frame index)` of each frame (stand-ins that replay known boxes look them up)."""
 
@@ -111,14 +111,17 @@ class TransformersDetector:
                 outputs, input_ids=inputs["input_ids"], threshold=0.0, text_threshold=0.0, target_sizes=sizes
             )
         out = []
-        for result, names in zip(found, labels):
+        for result, names, (height, width) in zip(found, labels, sizes):
             scores = result["scores"].float().cpu().numpy()
-            boxes = result["boxes"].float().cpu().numpy()
+            # Boxes clipped to the frame (OWLv2's can reach into its square padding); empty ones cannot be tracked.
+            boxes = np.clip(result["boxes"].float().cpu().numpy(), 0, [width, height, width, height])
+            usable = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
+            scores = np.where(usable, scores, -1.0)
             # Grounding DINO's labels are phrases of its one query; OWL's are query indices.
             query_of = result["labels"].cpu().numpy() if self.per_image else np.zeros(len(scores), dtype=int)
             best: list[Detection | None] = [None] * len(names)
             for q in range(len(names)):
-                mine = np.flatnonzero(query_of == q)
+                mine = np.flatnonzero((query_of == q) & usable)
                 if mine.size:
                     k = mine[np.argmax(scores[mine])]
                     best[q] = Detection(tuple(float(v) for v in boxes[k]), float(scores[k]))

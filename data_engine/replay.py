@@ -26,6 +26,7 @@ from .detect import Detection
 from .track import Trajectory
 
 DRIFTS = ("none", "slide", "jump")
+_TEXTURES = {"striped", "dotted"}
 
 
 def _truth(annotations: str | Path) -> dict[str, list[dict[str, Any]]]:
@@ -50,7 +51,7 @@ def _vid_of(key: str) -> str:
 
 
 class ReplayDetector:
-    """Finds a chunk's object by its words (the record whose `object_class` and colour word the chunk names) and
+    """Finds a chunk's object by its words (the record whose shape, colour, size and texture the chunk names) and
     returns its true box, moved by `noise` (a fraction of the box size), with `score`."""
 
     name = "replay"
@@ -63,7 +64,10 @@ class ReplayDetector:
         words = set(query.lower().replace(",", " ").split())
         for record in self.truth.get(vid, []):
             attrs = record.get("metadata", {}).get("attributes", {})
-            if record["object_class"] in words and attrs.get("color", "") in words:
+            texture = attrs.get("texture", "plain")
+            named = {record["object_class"], attrs.get("color", ""), attrs.get("size", "")} <= words
+            textured = texture in words if texture != "plain" else not words & _TEXTURES
+            if named and textured:  # synth objects of a video differ in one of these
                 return record
         return None
 
