@@ -103,28 +103,30 @@ class TransformersDetector:
             outputs = self.model(**inputs)
         sizes = [(image.height, image.width) for image in images]
         if self.per_image:
-            found = self.processor.post_process_grounded_object_detection(
-                outputs, threshold=0.0, target_sizes=sizes, text_labels=labels
-            )
+            # threshold -1 keeps every box, in the model's order, so the rows of `logits` line up with them
+            found = self.processor.post_process_grounded_object_detection(outputs, threshold=-1.0, target_sizes=sizes)
+            # OWL's post-processing gives each box only its best query; we want each query's best box, so we read
+            # the (box, query) scores the model gives, which are the post-processing's scores for the best query.
+            query_scores = torch.sigmoid(outputs.logits.float()).cpu().numpy()
         else:
             found = self.processor.post_process_grounded_object_detection(
                 outputs, input_ids=inputs["input_ids"], threshold=0.0, text_threshold=0.0, target_sizes=sizes
             )
         out = []
-        for result, names, (height, width) in zip(found, labels, sizes):
-            scores = result["scores"].float().cpu().numpy()
+        for k, (result, names, (height, width)) in enumerate(zip(found, labels, sizes)):
             # Boxes clipped to the frame (OWLv2's can reach into its square padding); empty ones cannot be tracked.
             boxes = np.clip(result["boxes"].float().cpu().numpy(), 0, [width, height, width, height])
             usable = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
-            scores = np.where(usable, scores, -1.0)
-            # Grounding DINO's labels are phrases of its one query; OWL's are query indices.
-            query_of = result["labels"].cpu().numpy() if self.per_image else np.zeros(len(scores), dtype=int)
+            # per box and query; Grounding DINO's one column is its box score (max over the caption's tokens)
+            scores = (
+                query_scores[k][:, : len(names)] if self.per_image else result["scores"].float().cpu().numpy()[:, None]
+            )
             best: list[Detection | None] = [None] * len(names)
             for q in range(len(names)):
-                mine = np.flatnonzero((query_of == q) & usable)
-                if mine.size:
-                    k = mine[np.argmax(scores[mine])]
-                    best[q] = Detection(tuple(float(v) for v in boxes[k]), float(scores[k]))
+                column = np.where(usable, scores[:, q], -np.inf)
+                if usable.any():
+                    i = int(np.argmax(column))
+                    best[q] = Detection(tuple(float(v) for v in boxes[i]), float(scores[i, q]))
             out.append(best)
         return out
 

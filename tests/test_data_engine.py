@@ -362,6 +362,60 @@ def _tiny_owlv2(folder: Path) -> Path:
     return folder
 
 
+def _tiny_grounding_dino(folder: Path) -> Path:
+    from transformers import BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection, GroundingDinoProcessor
+    from transformers.models.grounding_dino.image_processing_pil_grounding_dino import GroundingDinoImageProcessorPil
+
+    # A WordPiece vocabulary of letters (words split into "r ##e ##d"), built here; a tiny Swin and BERT.
+    letters = list(string.ascii_lowercase)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + letters + ["##" + c for c in letters]
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(words)}, model_max_length=32)
+    torch.manual_seed(0)
+    config = GroundingDinoConfig(
+        backbone_config={"model_type": "swin", "image_size": 64, "patch_size": 4, "embed_dim": 8,
+                         "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1], "window_size": 2,
+                         "out_features": ["stage2", "stage3", "stage4"]},
+        text_config={"model_type": "bert", "vocab_size": len(words), "hidden_size": 32, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64},
+        num_queries=10, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+        encoder_attention_heads=2, decoder_attention_heads=2, d_model=32, num_feature_levels=3,
+        encoder_n_points=2, decoder_n_points=2, max_text_len=32,
+    )
+    GroundingDinoForObjectDetection(config).save_pretrained(folder)
+    image_processor = GroundingDinoImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96})
+    GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["owlv2", "grounding-dino"])
+def test_detector_batches_give_what_one_image_and_chunk_at_a_time_gives(tmp_path, kind):
+    from elysium.data_engine.detect import TransformersDetector
+    from elysium.processing.video import read_video
+
+    build_model = _tiny_owlv2 if kind == "owlv2" else _tiny_grounding_dino
+    detector = TransformersDetector.from_pretrained(str(build_model(tmp_path / kind)), batch_size=4)
+    assert detector.model.config.model_type == kind and detector.per_image == (kind == "owlv2")
+    video = read_video(DEMO, size=None)
+    frames = [video.frames[0], video.frames[24], video.frames[47]]
+    queries = [["a large red square", "a blue circle"]] * 3
+    batched = detector(frames, queries)
+    height, width = video.frames.shape[1:3]
+    for t, found in enumerate(batched):
+        assert len(found) == 2
+        for q, detection in enumerate(found):
+            alone = detector([frames[t]], [[queries[t][q]]])[0][0] if kind != "owlv2" else None
+            assert detection is not None and 0 <= detection.score <= 1
+            x1, y1, x2, y2 = detection.box
+            assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+            if alone is not None:  # Grounding DINO: padding the batch's captions changes nothing
+                assert detection.score == pytest.approx(alone.score, abs=1e-4)
+                assert np.allclose(detection.box, alone.box, atol=1e-2)
+    # OWL grounds all of an image's queries in one pass: the same list alone gives the same answer
+    if kind == "owlv2":
+        alone = detector([frames[1]], [queries[1]])[0]
+        assert [d.score for d in alone] == pytest.approx([d.score for d in batched[1]], abs=1e-4)
+
+
 def _tiny_sam2_video(folder: Path) -> Path:
     from transformers import Sam2VideoConfig, Sam2VideoModel
 
