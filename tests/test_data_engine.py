@@ -372,14 +372,37 @@ def _tiny_grounding_dino(folder: Path) -> Path:
     tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(words)}, model_max_length=32)
     torch.manual_seed(0)
     config = GroundingDinoConfig(
-        backbone_config={"model_type": "swin", "image_size": 64, "patch_size": 4, "embed_dim": 8,
-                         "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1], "window_size": 2,
-                         "out_features": ["stage2", "stage3", "stage4"]},
-        text_config={"model_type": "bert", "vocab_size": len(words), "hidden_size": 32, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64},
-        num_queries=10, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
-        encoder_attention_heads=2, decoder_attention_heads=2, d_model=32, num_feature_levels=3,
-        encoder_n_points=2, decoder_n_points=2, max_text_len=32,
+        backbone_config={
+            "model_type": "swin",
+            "image_size": 64,
+            "patch_size": 4,
+            "embed_dim": 8,
+            "depths": [1, 1, 1, 1],
+            "num_heads": [1, 1, 1, 1],
+            "window_size": 2,
+            "out_features": ["stage2", "stage3", "stage4"],
+        },
+        text_config={
+            "model_type": "bert",
+            "vocab_size": len(words),
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "max_position_embeddings": 64,
+        },
+        num_queries=10,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        d_model=32,
+        num_feature_levels=3,
+        encoder_n_points=2,
+        decoder_n_points=2,
+        max_text_len=32,
     )
     GroundingDinoForObjectDetection(config).save_pretrained(folder)
     image_processor = GroundingDinoImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96})
