@@ -19,6 +19,7 @@ coordinates the processes, so machines must share `--out` (a shared file system)
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -41,7 +42,9 @@ SOURCE = "elysium-data-engine"
 NO_CAPTION = "no_caption"
 UNREADABLE_VIDEO = "unreadable_video"
 TOO_SHORT = "too_few_frames"
-VIDEO_REASONS = (NO_CAPTION, UNREADABLE_VIDEO, TOO_SHORT)
+DETECTOR_FAILED = "detector_failed"
+TRACKER_FAILED = "tracker_failed"
+VIDEO_REASONS = (NO_CAPTION, UNREADABLE_VIDEO, TOO_SHORT, DETECTOR_FAILED, TRACKER_FAILED)
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ts")
 LOW_SCORE = "detector_score_below_threshold"
 # The funnel, in order: what the summary prints.
@@ -116,7 +119,7 @@ def read_inputs(captions: str | os.PathLike, videos_dir: str | os.PathLike | Non
     ids = Counter(row["vid"] for row in rows)
     for row in rows:  # ids name frame folders and records: they must be unique
         if ids[row["vid"]] > 1:
-            row["vid"] = f"{row['vid']}-{abs(hash(row['video'])) % 10**8:08d}"
+            row["vid"] = f"{row['vid']}-{hashlib.sha1(row['video'].encode()).hexdigest()[:8]}"  # same in every process
     return rows
 
 
@@ -140,16 +143,17 @@ class Funnel:
         self.preview_vids = set(preview_vids)
 
     # -- chunks ---------------------------------------------------------------------------------------------------
-    def _chunks(self, rows: Sequence[dict[str, Any]]) -> list[list[Chunk]]:
+    def _chunks(self, rows: Sequence[dict[str, Any]], readable: Sequence[int]) -> list[list[Chunk]]:
+        """Chunks of the `readable` rows' captions: given ones as they are, the others parsed in one batch."""
         given = [json.loads(row["chunks"]) for row in rows]
-        to_parse = [i for i, g in enumerate(given) if g is None and row_ok(rows[i])]
+        to_parse = [i for i in readable if given[i] is None]
         parsed: dict[int, list[Chunk]] = {}
         if to_parse:
             if self.chunker is None:
                 raise ValueError("captions without `chunks` need a spaCy model (--spacy-model)")
             for i, chunks in zip(to_parse, self.chunker([rows[i]["caption"] for i in to_parse])):
                 parsed[i] = chunks
-        return [given_chunks(g) if g is not None else parsed.get(i, []) for i, g in enumerate(given)]
+        return [given_chunks(g) if g is not None and i in readable else parsed.get(i, []) for i, g in enumerate(given)]
 
     # -- one batch ------------------------------------------------------------------------------------------------
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -177,7 +181,7 @@ class Funnel:
                 continue
             videos[i] = video
             result.counts["videos_read"] += 1
-        chunk_lists = self._chunks([row if i in videos else {**row, "problem": "x"} for i, row in enumerate(rows)])
+        chunk_lists = self._chunks(rows, list(videos))
 
         # Detector: first, middle and last frame of every readable video, all its kept chunks as queries.
         frames, queries, keys, owners = [], [], [], []
@@ -200,8 +204,17 @@ class Funnel:
                 owners.append((i, t))
         detections: dict[tuple[int, int], list[Detection | None]] = {}
         if frames:
-            for owner, found in zip(owners, self.detector(frames, queries, keys)):
-                detections[owner] = found
+            try:
+                found_all = self.detector(frames, queries, keys)
+            except Exception as error:  # e.g. out of memory on a batch of huge frames: count, keep going
+                found_all = None
+                failed = {i for i, _ in owners}
+                for i in failed:
+                    results[i].problem = f"{DETECTOR_FAILED}: {type(error).__name__}"
+                    kept_chunks[i] = []
+            if found_all is not None:
+                for owner, found in zip(owners, found_all):
+                    detections[owner] = found
 
         out: dict[str, list[Any]] = {"vid": [], "problem": [], "counts": [], "records": []}
         for i, (row, result) in enumerate(zip(rows, results)):
@@ -230,7 +243,11 @@ class Funnel:
         if not pairs:
             self._maybe_preview(row, video, chunks, [], detections, i)
             return
-        trajectories = self.tracker(video.frames, [p[1][0] for p in pairs], row["video"])
+        try:
+            trajectories = self.tracker(video.frames, [p[1][0] for p in pairs], row["video"])
+        except Exception as error:  # e.g. out of memory on a long video: count it (a kill is not an Exception)
+            result.problem = f"{TRACKER_FAILED}: {type(error).__name__}"
+            return
         result.counts["trajectories_tracked"] += len(trajectories)
         verdicts = []
         for (c, boxes_at, scores), trajectory in zip(pairs, trajectories):
@@ -311,10 +328,6 @@ class Funnel:
         write_preview(path, video, chunks, found, verdicts, self.config.thresholds.detector)
 
 
-def row_ok(row: dict[str, Any]) -> bool:
-    return not row["problem"]
-
-
 def _probe_frames(n: int) -> list[int]:
     """The paper's first, middle and last frames."""
     return [0, n // 2, n - 1]
@@ -372,8 +385,14 @@ def build(
         try:
             for s in todo:
                 shard_rows = rows[s * config.shard_size : (s + 1) * config.shard_size]
+                # new_fingerprint: otherwise `datasets` hashes the function, i.e. pickles the models in it
                 mapped = datasets.Dataset.from_list(shard_rows).map(
-                    funnel, batched=True, batch_size=config.batch_videos, remove_columns=list(shard_rows[0])
+                    funnel,
+                    batched=True,
+                    batch_size=config.batch_videos,
+                    remove_columns=list(shard_rows[0]),
+                    new_fingerprint=f"elysium-data-build-shard-{s}",
+                    keep_in_memory=True,
                 )
                 _write_shard(out, s, mapped)
                 done_now += 1

@@ -224,7 +224,7 @@ def test_a_missing_spacy_model_names_the_download_command():
 # resume, bad input
 
 
-class _Killed(Exception):
+class _Killed(BaseException):  # as KeyboardInterrupt or SystemExit: not counted as a bad video
     pass
 
 
@@ -276,6 +276,28 @@ def test_bad_videos_are_counted_by_reason(synth, tmp_path):
     summary = build(rows, None, ReplayDetector(annotations), ReplayTracker(annotations), config)
     assert summary["dropped"]["videos"] == {"no_caption": 2 + 7, "unreadable_video": 2}  # 7 synth videos unlisted
     assert summary["funnel"]["videos_read"] == 1 and summary["funnel"]["trajectories_written"] >= 1
+
+
+class _FailingTracker(ReplayTracker):
+    """Fails on one video, as a model running out of memory on a long one would."""
+
+    def __call__(self, frames, first_boxes, key=""):
+        if key.endswith("synth-s3-000002"):
+            raise RuntimeError("CUDA out of memory")
+        return super().__call__(frames, first_boxes, key)
+
+
+def test_a_video_the_tracker_fails_on_is_counted_and_the_rest_are_built(synth, tmp_path):
+    clean, _ = _build(synth, tmp_path / "clean")
+    failing, _ = _build(synth, tmp_path / "run", tracker=_FailingTracker(synth / "annotations.jsonl", noise=0.01))
+    assert failing["dropped"]["videos"] == {"tracker_failed: RuntimeError": 1}
+    written = [json.loads(line)["vid"] for line in (tmp_path / "run" / "annotations.jsonl").read_text().splitlines()]
+    assert "synth-s3-000002" not in written
+    clean_vids = [
+        json.loads(line)["vid"] for line in (tmp_path / "clean" / "annotations.jsonl").read_text().splitlines()
+    ]
+    lost = clean_vids.count("synth-s3-000002")
+    assert failing["funnel"]["trajectories_written"] == clean["funnel"]["trajectories_written"] - lost > 0
 
 
 def test_two_accelerate_processes_split_the_shards(synth, tmp_path):
