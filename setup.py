@@ -7,6 +7,9 @@ as top-level names on PyPI), so code imports ``elysium.processing``, ``elysium.h
 from setuptools import setup
 
 FOLDERS = ["modeling_elysium", "processing", "training", "evaluation", "inference", "hub", "models", "assets"]
+FOLDERS += ["data_engine"]  # `elysium data build`, the ElysiumTrack data engine
+# Its extra; CI installs only `.[test]`, so the test extra names them too.
+DATA = ["spacy>=3.7", "filterpy>=1.4.5"]
 
 setup(
     name="elysium",
@@ -47,6 +50,7 @@ setup(
         "eval": ["pycocoevalcap>=1.2"],
         "bench": ["opencv-contrib-python-headless>=4.8"],  # benchmarks/csrt_baseline.py
         "deepspeed": ["deepspeed>=0.19"],  # training/configs/accelerate/deepspeed_zero{2,3}.yaml
+        "data": DATA,
         "test": [
             "pytest>=8",
             "hypothesis>=6",
@@ -55,6 +59,7 @@ setup(
             "pycocoevalcap>=1.2",
             "peft>=0.13",
             "ruff",
+            *DATA,
         ],
     },
     entry_points={"console_scripts": ["elysium=elysium.inference.cli:main"]},

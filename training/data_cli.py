@@ -1,6 +1,7 @@
 """`elysium data check FILE.jsonl --frames-root DIR`: how many ElysiumTrack records are usable, and why not;
 `elysium data synth --out DIR --videos N`: generate synthetic tracking videos in that format (`synth.py`);
-`elysium data squares --out DIR --images N`: position-only grounding images (`squares.py`)."""
+`elysium data squares --out DIR --images N`: position-only grounding images (`squares.py`);
+`elysium data build --captions FILE --detector M --tracker M --out DIR`: the ElysiumTrack data engine (data_engine/)."""
 
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def _out_checked(run: Any) -> Any:
 
 
 def add_parser(subparsers: Any) -> None:
-    """Register `data check`, `data synth` and `data squares` with the `elysium` command."""
+    """Register `data check`, `data synth`, `data squares` and `data build` with the `elysium` command."""
     data = subparsers.add_parser("data", help="inspect or generate training data")
     data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     check_parser = data_sub.add_parser("check", help="validate ElysiumTrack JSONL records and count bad ones by reason")
@@ -112,3 +113,10 @@ def add_parser(subparsers: Any) -> None:
     squares_parser = data_sub.add_parser("squares", help="generate position-only grounding images of one square")
     add_squares_arguments(squares_parser)
     squares_parser.set_defaults(run=_out_checked(run_squares))
+    from elysium.data_engine.cli import add_build_arguments, run_build
+
+    build_parser = data_sub.add_parser(
+        "build", help="build ElysiumTrack records from your videos and captions (the paper's data engine)"
+    )
+    add_build_arguments(build_parser)
+    build_parser.set_defaults(run=_out_checked(run_build))
