@@ -6,7 +6,18 @@ as top-level names on PyPI), so code imports ``elysium.processing``, ``elysium.h
 
 from setuptools import setup
 
-FOLDERS = ["modeling_elysium", "processing", "training", "evaluation", "inference", "hub", "models", "assets"]
+FOLDERS = [
+    "modeling_elysium",
+    "processing",
+    "utils",
+    "synthetic",
+    "training",
+    "evaluation",
+    "inference",
+    "hub",
+    "models",
+    "assets",
+]
 
 setup(
     name="elysium",
@@ -45,7 +56,15 @@ setup(
         "flash": ["flash-attn>=2.6"],
         "lora": ["peft>=0.13"],
         "eval": ["pycocoevalcap>=1.2"],
-        "test": ["pytest>=8", "hypothesis>=6", "six>=1.16", "got10k>=0.1.3", "pycocoevalcap>=1.2", "peft>=0.13", "ruff"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6",
+            "six>=1.16",
+            "got10k>=0.1.3",
+            "pycocoevalcap>=1.2",
+            "peft>=0.13",
+            "ruff",
+        ],
     },
     entry_points={"console_scripts": ["elysium=elysium.inference.cli:main"]},
 )

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elysium.atomic import write_text_atomic
+from elysium.utils.atomic import write_text_atomic
 
 BENCHMARKS: tuple[str, ...] = ("lasot", "uav123", "otb", "got10k", "elysiumtrack")
 

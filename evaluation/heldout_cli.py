@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from elysium.inference.cli import UserError
 from elysium.inference.track_cli import add_search_arguments, tracker_from_args
+from elysium.utils.errors import UserError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SYNTH_SIZE = (160, 120)
@@ -102,7 +102,7 @@ def prepare_data(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, A
             f"--seed {args.seed} is the training seed (--train-seed {args.train_seed}): those videos were trained on; "
             "pick another seed (1001 for the README report)"
         )
-    from elysium.training.synth import synthesize
+    from elysium.synthetic import synthesize
 
     data = out / "data"
     try:
@@ -210,8 +210,8 @@ def finished_result(file: Path, key: str, out: Path) -> tuple[dict[str, Any], di
 
 
 def run_heldout(args: argparse.Namespace) -> int:
-    from elysium.atomic import write_json_atomic, write_text_atomic
     from elysium.inference.loading import resolve_device
+    from elysium.utils.atomic import write_json_atomic, write_text_atomic
 
     from .heldout import PROTOCOL, breakdown, first_boxes, load_tracks
     from .heldout_report import conditions_table, markdown_report, scores_table

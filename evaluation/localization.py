@@ -133,7 +133,7 @@ def next_frame_error(predictions: Sequence[np.ndarray], tracks: Sequence[Track])
 
 def _looks() -> dict[str, tuple[str, ...]]:
     """The generated set's words of looks (training/synth.py), one vocabulary an attribute; "plain" is never said."""
-    from elysium.training.synth import COLORS, SHAPES, SIZES, TEXTURES
+    from elysium.synthetic import COLORS, SHAPES, SIZES, TEXTURES
 
     textures = tuple(t for t in TEXTURES if t != "plain")
     return {"color": tuple(COLORS), "shape": tuple(SHAPES), "size": tuple(SIZES), "texture": textures}
@@ -172,7 +172,7 @@ def print_report(report: dict[str, Any], out: Path | None) -> None:
     text = json.dumps(report, indent=2)
     print(text)
     if out is not None:
-        from elysium.atomic import write_text_atomic
+        from elysium.utils.atomic import write_text_atomic
 
         write_text_atomic(out, text + "\n")
 

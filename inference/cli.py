@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from elysium.utils.errors import UserError
+
 _COMMAND_MODULES = [
     "elysium.hub.cli",
     "elysium.inference.track_cli",
@@ -21,10 +23,6 @@ _COMMAND_MODULES = [
     "elysium.evaluation.heldout_cli",
     "elysium.training.data_cli",
 ]
-
-
-class UserError(Exception):
-    """A problem with the user's input: printed as ``error: ...`` with exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elysium.atomic import write_json_atomic
 from elysium.inference.cli import UserError
 from elysium.inference.default_model import DEFAULT_MODEL
+from elysium.utils.atomic import write_json_atomic
 
 GIVEN_COLOR = (40, 220, 90)  # boxes read from the model
 REPAIRED_COLOR = (255, 150, 0)  # boxes carried over malformed output

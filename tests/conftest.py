@@ -1,7 +1,7 @@
 """Shared fixtures: a tiny random Elysium, a real (small, trained here) tokenizer and the matching processor.
 
 Nothing downloads: the model and tokenizer are the ones `tiny: true` trains (`training/model_setup.py`,
-`training/synth.py`); the tokenizer is trained with `tokenizers` in well under a second.
+`synthetic/`); the tokenizer is trained with `tokenizers` in well under a second.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from elysium.modeling_elysium import ElysiumForConditionalGeneration  # noqa: E402
 from elysium.processing import ElysiumImageProcessor, ElysiumProcessor  # noqa: E402
+from elysium.synthetic import synth_tokenizer  # noqa: E402
 from elysium.training.model_setup import tiny_model_config  # noqa: E402
 from elysium.training.samples import SampleBuilder  # noqa: E402
-from elysium.training.synth import synth_tokenizer  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 IMAGE_SIZE = 28  # 2x2 patches of 14 px: 4 patches a frame

@@ -25,7 +25,7 @@ from elysium.evaluation.heldout import load_tracks, most_common_descriptions, sc
 from elysium.inference.default_model import DEFAULT_MODEL
 from elysium.inference.loading import load_model_and_processor
 from elysium.inference.tracker import ElysiumTracker
-from elysium.training.synth import synthesize
+from elysium.synthetic import synthesize
 
 TRAIN_SEED, README_SEED, TEST_SEED = 1, 1001, 4242
 MODEL = Path(DEFAULT_MODEL)

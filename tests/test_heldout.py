@@ -18,7 +18,7 @@ from elysium.evaluation.heldout import (
     score_heldout,
     track_heldout,
 )
-from elysium.training.synth import synthesize
+from elysium.synthetic import synthesize
 from PIL import Image
 
 

@@ -7,7 +7,7 @@ import os
 import shutil
 
 from elysium.inference.cli import main
-from elysium.training.synth import synthesize
+from elysium.synthetic import synthesize
 from PIL import Image
 
 FAST = ["--max-frames", "6", "--clip-len", "4", "--max-new-tokens", "8", "--quiet"]

@@ -1,6 +1,6 @@
 """`elysium data check FILE.jsonl --frames-root DIR`: how many ElysiumTrack records are usable, and why not;
-`elysium data synth --out DIR --videos N`: generate synthetic tracking videos in that format (`synth.py`);
-`elysium data squares --out DIR --images N`: position-only grounding images (`squares.py`)."""
+`elysium data synth --out DIR --videos N`: generate synthetic tracking videos in that format (`elysium.synthetic`);
+`elysium data squares --out DIR --images N`: position-only grounding images (`elysium.synthetic.squares`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from elysium.atomic import write_json_atomic
+from elysium.synthetic.cli import add_synth_arguments, run_synth
+from elysium.synthetic.squares import add_squares_arguments, run_squares
+from elysium.utils.atomic import write_json_atomic
 
 from .records import REASONS
-from .squares import add_squares_arguments, run_squares
-from .synth import add_synth_arguments, run_synth
 
 
 def check(args: argparse.Namespace) -> int:

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from elysium.atomic import write_json_atomic
 from elysium.modeling_elysium import ElysiumForConditionalGeneration
 from elysium.processing import ElysiumProcessor
+from elysium.utils.atomic import write_json_atomic
 from tqdm.auto import tqdm
 
 from .collator import ElysiumCollator

@@ -27,14 +27,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from elysium.atomic import write_json_atomic
 from elysium.evaluation.heldout_report import conditions_table, scores_table
 from elysium.hub.export import atomic_folder, code_files, model_card
+from elysium.synthetic import square_sets
+from elysium.utils.atomic import write_json_atomic
 
 from .config import load_config, stage_configs
 from .curves import plot_runs, read_run
 from .dataset_builder import clip_frames
-from .squares import square_sets
 
 CONFIG = "training/configs/tiny.yaml"
 SIZE_LIMIT = 30 * 2**20
@@ -168,13 +168,13 @@ def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | Non
 
 The default model of the `elysium` package: a small Elysium (CLIP-style vision tower and Llama, trained from
 scratch) that runs on a CPU with no download. It was trained by the package's own `training/sft.py` on generated
-videos only (`training/synth.py`: colored shapes with nameable attributes, motion, occlusion, distractors), so it
+videos only (`synthetic/`: colored shapes with nameable attributes, motion, occlusion, distractors), so it
 knows those objects and nothing else: use it to try the package end to end, not on real footage.
 
 ## Recipe
 
 `{recipe["command"]}` (`{recipe["config"]}`): data seed {recipe["data_seed"]}, {recipe["data"]["videos"]} videos;
-stage 1 on images (REC/REG on position-only squares, `training/squares.py`, then on the videos' first frames),
+stage 1 on images (REC/REG on position-only squares, `synthetic/squares.py`, then on the videos' first frames),
 stage 2 on SOT/RSOT/Video-REG clips mixed with the images ("clip frames": the clips' lengths where the stage had
 clips; the model tracks in clips of the last such stage's longest, `track_clip_len` in `config.json`).
 Where the table says so, images or clips were cut to a square that many times the target's size around it; a model
