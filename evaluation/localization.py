@@ -194,9 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from elysium.inference.loading import load_model_and_processor
+    from elysium.inference.benchmark_runner import track_heldout
     from elysium.inference.tracker import ElysiumTracker
 
-    from .heldout import load_tracks, track_heldout
+    from .heldout import load_tracks
 
     model, processor = load_model_and_processor(args.model, args.device)
     tracker = ElysiumTracker(model, processor, clip_len=args.max_frames)

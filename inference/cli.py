@@ -20,7 +20,7 @@ _COMMAND_MODULES = [
     "elysium.inference.demo_cli",
     "elysium.inference.eval_cli",
     "elysium.evaluation.cli",
-    "elysium.evaluation.heldout_cli",
+    "elysium.inference.heldout_cli",
     "elysium.training.data_cli",
 ]
 

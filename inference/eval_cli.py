@@ -12,7 +12,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from elysium.evaluation.benchmarks import BenchmarkError, load_benchmark
-    from elysium.evaluation.runner import EvalRunError, run_benchmark
+    from elysium.inference.benchmark_runner import EvalRunError, run_benchmark
     from elysium.inference.default_model import DEFAULT_MODEL
     from elysium.inference.loading import load_model_and_processor
     from elysium.inference.tracker import ElysiumTracker

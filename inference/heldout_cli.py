@@ -124,10 +124,10 @@ def evaluate_model(
     name: str, path: str | None, tracks: list[Any], args: argparse.Namespace, out: Path
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One model's report (scores, per-track IoU, failure cases) and the baselines its run computed."""
+    from elysium.evaluation.failure_cases import FAILURE_CONDITIONS, write_failure_cases
+    from elysium.evaluation.heldout import CONDITIONS, mean_ious, score_heldout
+    from elysium.inference.benchmark_runner import track_heldout
     from elysium.inference.loading import load_model_and_processor
-
-    from .failure_cases import FAILURE_CONDITIONS, write_failure_cases
-    from .heldout import CONDITIONS, mean_ious, score_heldout, track_heldout
 
     start = time.perf_counter()
     model, processor = load_model_and_processor(path, args.device)
@@ -172,9 +172,8 @@ def evaluate_model(
 def result_key(path: str | None, tracks: list[Any], args: argparse.Namespace) -> str:
     """What one model's finished result depends on (its weights and config as saved, the tracks, the tracker's
     settings), as a digest: a re-run with the same key reuses the result instead of tracking again."""
+    from elysium.evaluation.heldout import SCORING
     from elysium.inference.default_model import DEFAULT_MODEL
-
-    from .heldout import SCORING
 
     folder = Path(path or DEFAULT_MODEL)
     weights, config = folder / "model.safetensors", folder / "config.json"
@@ -210,18 +209,17 @@ def finished_result(file: Path, key: str, out: Path) -> tuple[dict[str, Any], di
 
 
 def run_heldout(args: argparse.Namespace) -> int:
+    from elysium.evaluation.heldout import PROTOCOL, breakdown, first_boxes, load_tracks
+    from elysium.evaluation.heldout_report import conditions_table, markdown_report, scores_table
     from elysium.inference.loading import resolve_device
     from elysium.utils.atomic import write_json_atomic, write_text_atomic
-
-    from .heldout import PROTOCOL, breakdown, first_boxes, load_tracks
-    from .heldout_report import conditions_table, markdown_report, scores_table
 
     start = time.perf_counter()
     _check_numbers(args)
     models = parse_models(args.model)
     resolve_device(args.device)  # a bad --device fails before any work
     if not args.no_captions:
-        from .captions import JavaNotFoundError, require_java
+        from elysium.evaluation.captions import JavaNotFoundError, require_java
 
         try:
             require_java()
