@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from elysium.evaluation.feature_probe import linear_probe, main
+
+from experiments.feature_probe import linear_probe, main
 
 
 def _classes(n: int, rng: np.random.Generator) -> list[str]:

@@ -8,7 +8,8 @@ import numpy as np
 import PIL.Image
 import pytest
 from elysium.evaluation.heldout import Track
-from elysium.evaluation.localization import (
+
+from experiments.localization import (
     attribute_naming,
     box_scores,
     grounding_scores,

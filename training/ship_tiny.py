@@ -197,7 +197,7 @@ Training curves: `training_curves.png` / `.json` in this folder; the full record
 {quality}
 
 Read these against the baselines: where the model does not beat them it does not track yet. Whether it reads the
-pixels at all: `python -m elysium.training.pixel_reliance` (the package's docs/elysium-tiny/pixel-reliance.md).
+pixels at all: `python -m experiments.pixel_reliance` (the package's docs/elysium-tiny/pixel-reliance.md).
 
 # Elysium
 {rest}"""
