@@ -29,9 +29,9 @@ setup(
     packages=["elysium"] + [f"elysium.{name}" for name in FOLDERS],
     package_dir={"elysium": "elysium_namespace", **{f"elysium.{name}": name for name in FOLDERS}},
     package_data={
-        "elysium.training": ["configs/*.yaml"],
-        # The shipped model is a save_pretrained folder (weights, processor, card, flat code for trust_remote_code),
-        # installed whole; its name is not a Python identifier, so setuptools sees its files as data.
+        "elysium.training": ["configs/*.yaml", "configs/accelerate/*.yaml"],
+        # The shipped model is a save_pretrained folder (weights, processor, card; no code: the package loads it with
+        # its own classes), installed whole; its name is not a Python identifier, so setuptools sees its files as data.
         "elysium.models": ["elysium-tiny/*", "elysium-tiny/**/*"],
         "elysium.assets": ["demo.mp4", "demo.json"],
     },

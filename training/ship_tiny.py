@@ -3,7 +3,8 @@
     python -m elysium.training.ship_tiny --run runs/elysium-tiny --compare runs/elysium-tiny-frozen-gate \
         --heldout docs/elysium-tiny/heldout/report.json --out models/elysium-tiny
 
-Copies the run's last stage `final/` (weights, processor, flat code) and adds what a user needs to trust it:
+Copies the run's last stage `final/` (weights and processor; no code: the package loads it with its own classes) and
+adds what a user needs to trust it:
 `elysium_recipe.json` (config, data seed, stages with steps, batch, learning rate and wall time, library versions,
 the held-out scores), `training_curves.json` / `.png` (the runs end to end, the compared run beside it) and a model
 card with the held-out tables of `elysium heldout`. The folder is replaced atomically.
