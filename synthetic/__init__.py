@@ -7,12 +7,12 @@ to end without the 1.27M-record corpus.
 - `wording`: referring expressions and Video-REG descriptions; `tokenizer`: a small tokenizer for them;
 - `writer`: `synthesize`, a data set on disk that resumes where a cut-off run stopped;
 - `squares`: position-only grounding images (`elysium data squares`);
-- `demo`: the bundled demo video (`python -m elysium.synthetic.demo`); `cli`: `elysium data synth`.
+- `demo`: the bundled demo video (`python -m elysium.synthetic.demo`; `make_demo`, `write_demo_video`);
+- `cli`: `elysium data synth`.
 
 Importing this package loads no model (numpy and Pillow only; transformers when the tokenizer is made).
 """
 
-from .demo import DemoVideo, make_demo, write_demo_video
 from .scenes import (
     COLORS,
     SHAPES,
@@ -39,12 +39,10 @@ __all__ = [
     "SIZES",
     "SOURCE",
     "TEXTURES",
-    "DemoVideo",
     "SynthConfig",
     "SynthSummary",
     "expression_matches",
     "grounding_rows",
-    "make_demo",
     "make_squares",
     "plan_video",
     "procedural_background",
@@ -55,5 +53,4 @@ __all__ = [
     "synthesize",
     "texture_color",
     "track_records",
-    "write_demo_video",
 ]

@@ -20,9 +20,9 @@ from elysium.synthetic import (
     synth_tokenizer,
     synthesize,
     texture_color,
-    write_demo_video,
 )
 from elysium.synthetic.cli import add_synth_arguments, run_synth
+from elysium.synthetic.demo import write_demo_video
 from elysium.training.frames import FrameStore
 from elysium.training.records import track_record_problem
 from PIL import Image
