@@ -6,9 +6,20 @@ as top-level names on PyPI), so code imports ``elysium.processing``, ``elysium.h
 
 from setuptools import setup
 
-FOLDERS = ["modeling_elysium", "processing", "training", "evaluation", "inference", "hub", "models", "assets"]
-FOLDERS += ["data_engine"]  # `elysium data build`, the ElysiumTrack data engine
-# Its extra; CI installs only `.[test]`, so the test extra names them too.
+FOLDERS = [
+    "modeling_elysium",
+    "processing",
+    "utils",
+    "synthetic",
+    "training",
+    "evaluation",
+    "inference",
+    "hub",
+    "models",
+    "assets",
+    "data_engine",  # `elysium data build`, the ElysiumTrack data engine
+]
+# The data engine's extra; CI installs only `.[test]`, so the test extra names them too.
 DATA = ["spacy>=3.7", "filterpy>=1.4.5"]
 
 setup(
@@ -21,9 +32,9 @@ setup(
     packages=["elysium"] + [f"elysium.{name}" for name in FOLDERS],
     package_dir={"elysium": "elysium_namespace", **{f"elysium.{name}": name for name in FOLDERS}},
     package_data={
-        "elysium.training": ["configs/*.yaml"],
-        # The shipped model is a save_pretrained folder (weights, processor, card, flat code for trust_remote_code),
-        # installed whole; its name is not a Python identifier, so setuptools sees its files as data.
+        "elysium.training": ["configs/*.yaml", "configs/accelerate/*.yaml"],
+        # The shipped model is a save_pretrained folder (weights, processor, card; no code: the package loads it with
+        # its own classes), installed whole; its name is not a Python identifier, so setuptools sees its files as data.
         "elysium.models": ["elysium-tiny/*", "elysium-tiny/**/*"],
         "elysium.assets": ["demo.mp4", "demo.json"],
     },

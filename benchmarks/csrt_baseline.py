@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from elysium.evaluation.heldout import first_boxes, load_tracks, ope, summary
-from elysium.evaluation.heldout_cli import SYNTH_FRAMES, SYNTH_SIZE
+from elysium.inference.heldout_cli import SYNTH_FRAMES, SYNTH_SIZE
 from tqdm.auto import tqdm
 
 
@@ -67,7 +67,7 @@ def main() -> int:
 
     data = Path(args.data) if args.data else Path(args.out) / "data"
     if not (data / "annotations.jsonl").is_file():
-        from elysium.training.synth import synthesize
+        from elysium.synthetic import synthesize
 
         synthesize(data, args.videos, args.seed, frames_per_video=SYNTH_FRAMES, size=SYNTH_SIZE)
     tracks = load_tracks(data / "annotations.jsonl", max_frames=args.max_frames)

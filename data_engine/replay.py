@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elysium.atomic import write_text_atomic
+from elysium.utils.atomic import write_text_atomic
 
 from .detect import Detection
 from .track import Trajectory

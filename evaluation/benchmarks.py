@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elysium.atomic import write_text_atomic
-from elysium.paths import PathOutsideRootError, inside_root
+from elysium.utils.atomic import write_text_atomic
+from elysium.utils.paths import PathOutsideRootError, inside_root
 
 BENCHMARKS: tuple[str, ...] = ("lasot", "uav123", "otb", "got10k", "elysiumtrack")
 

@@ -127,7 +127,7 @@ def _shorten(names: list[str], limit: int = 5) -> str:
 
 def run_score(args: argparse.Namespace) -> int:
     """Score ``args.results`` on the benchmark; print the scores; return the exit code."""
-    from elysium.inference.cli import UserError
+    from elysium.utils.errors import UserError
 
     if args.benchmark == "got10k" and args.subset == "test":
         raise UserError("GOT-10k test ground truth is withheld: submit test results to the GOT-10k server")

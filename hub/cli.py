@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from elysium.inference.cli import UserError
+from elysium.utils.errors import UserError
 
 
 def _export(args: argparse.Namespace) -> int:

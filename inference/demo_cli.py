@@ -39,12 +39,12 @@ def mean_iou(frames: list[dict[str, Any]], truth: list[list[float]], skip_first:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from elysium.atomic import write_json_atomic
-    from elysium.inference.cli import check_at_least, check_out_folder
     from elysium.inference.default_model import DEFAULT_MODEL
     from elysium.inference.loading import load_model_and_processor
     from elysium.inference.track_cli import describe_video, track_to_files
     from elysium.inference.tracker import ElysiumTracker
+    from elysium.utils.atomic import write_json_atomic
+    from elysium.utils.errors import check_at_least, check_out_folder
 
     check_at_least([("--max-new-tokens", args.max_new_tokens, 1)])
     check_out_folder(args.out)

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elysium.inference.cli import UserError, check_at_least, check_out_folder
+from elysium.inference.cli import UserError
 from elysium.inference.default_model import DEFAULT_MODEL
+from elysium.utils.errors import check_at_least, check_out_folder
 
 GIVEN_COLOR = (40, 220, 90)  # boxes read from the model
 REPAIRED_COLOR = (255, 150, 0)  # boxes carried over malformed output
@@ -135,9 +136,9 @@ def track_to_files(
     keeps each frame's time in the source (a variable-frame-rate video is not retimed). `extra` is added to the
     json. Returns `(TrackResult, json data, json path, video path)`; `tracker.stats` holds the time split.
     """
-    from elysium.atomic import write_bytes_atomic
     from elysium.inference.tracker import TrackResult, VideoSource
     from elysium.processing.video import draw_boxes, write_video
+    from elysium.utils.atomic import write_bytes_atomic
     from tqdm.auto import tqdm
 
     source = VideoSource.from_path(video, tracker.model_size, stride, max_frames, keep_original=True)

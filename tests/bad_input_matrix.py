@@ -31,7 +31,7 @@ from conftest import IMAGE_SIZE, T_SELECTOR_TOKENS, tiny_config  # noqa: E402
 from elysium.inference.cli import UserError, main  # noqa: E402
 from elysium.modeling_elysium import ElysiumForConditionalGeneration  # noqa: E402
 from elysium.processing import ElysiumImageProcessor, ElysiumProcessor  # noqa: E402
-from elysium.training.synth import synth_tokenizer  # noqa: E402
+from elysium.synthetic import synth_tokenizer  # noqa: E402
 from test_bad_inputs import CASES, EVIL_MARKER, make_files, prepare_runs  # noqa: E402
 
 
@@ -87,7 +87,7 @@ def api_cases(f: dict[str, Path]) -> dict[str, tuple[object, type[BaseException]
             "truncated",
         ),
         "api: run_benchmark, batch_size 0": (
-            lambda: __import__("elysium.evaluation.runner", fromlist=["x"]).run_benchmark(
+            lambda: __import__("elysium.inference.benchmark_runner", fromlist=["x"]).run_benchmark(
                 tracker,
                 __import__("elysium.evaluation.benchmarks", fromlist=["x"]).load_benchmark("otb", f["otb"]),
                 f["tmp"] / "api_eval",

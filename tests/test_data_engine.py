@@ -29,8 +29,8 @@ from elysium.data_engine.filters import (
 )
 from elysium.data_engine.replay import ReplayDetector, ReplayTracker, _leading_noun_phrase, replay_captions
 from elysium.inference.cli import main as elysium_main
+from elysium.synthetic import SynthConfig, synthesize
 from elysium.training.records import load_track_records
-from elysium.training.synth import SynthConfig, synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "assets" / "demo.mp4"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from elysium.inference.cli import main as elysium_main
+from elysium.synthetic import SynthConfig, synthesize
 from elysium.training.dataset_builder import build_train_dataset
 from elysium.training.records import (
     MALFORMED,
@@ -17,7 +18,6 @@ from elysium.training.records import (
     read_jsonl_lenient,
     usable_track_records,
 )
-from elysium.training.synth import SynthConfig, synthesize
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ import PIL.Image
 import pytest
 import torch
 from accelerate.commands.config.config_args import load_config_from_file
+from elysium.synthetic import square_sets
 from elysium.training.config import apply_overrides, load_config, stage_configs
 from elysium.training.curves import plot_runs, read_run
 from elysium.training.decay_on_loss import DecayOnLoss
 from elysium.training.model_setup import build_model_and_processor, set_trainable, sincos_2d
 from elysium.training.sft import main, train
 from elysium.training.ship_tiny import ship
-from elysium.training.squares import square_sets
 from safetensors.torch import load_file
 from trl import SFTConfig
 

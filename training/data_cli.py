@@ -1,6 +1,6 @@
 """`elysium data check FILE.jsonl --frames-root DIR`: how many ElysiumTrack records are usable, and why not;
-`elysium data synth --out DIR --videos N`: generate synthetic tracking videos in that format (`synth.py`);
-`elysium data squares --out DIR --images N`: position-only grounding images (`squares.py`);
+`elysium data synth --out DIR --videos N`: generate synthetic tracking videos in that format (`elysium.synthetic`);
+`elysium data squares --out DIR --images N`: position-only grounding images (`elysium.synthetic.squares`);
 `elysium data build --captions FILE --detector M --tracker M --out DIR`: the ElysiumTrack data engine (data_engine/)."""
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from elysium.atomic import write_json_atomic
+from elysium.synthetic.cli import add_synth_arguments, run_synth
+from elysium.synthetic.squares import add_squares_arguments, run_squares
+from elysium.utils.atomic import write_json_atomic
 
 from .records import REASONS
-from .squares import add_squares_arguments, run_squares
-from .synth import add_synth_arguments, run_synth
 
 
 def check_jsonl_files(files: list[str]) -> None:
     """Each file must exist and be non-empty text (JSON lines), else one line naming it and the fix; bad lines in a
     text file are counted by the check, not refused here."""
-    from elysium.inference.cli import UserError
+    from elysium.utils.errors import UserError
 
     for name in files:
         path = Path(name)
@@ -87,7 +87,7 @@ def _out_checked(run: Any) -> Any:
     """`run` after checking that `--out` does not name a file (it would fail part way with a traceback)."""
 
     def checked(args: argparse.Namespace) -> int:
-        from elysium.inference.cli import check_out_folder
+        from elysium.utils.errors import check_out_folder
 
         check_out_folder(args.out)
         return run(args)

@@ -29,6 +29,7 @@ import torch
 import trl.trainer.utils as trl_utils
 from accelerate import PartialState
 from elysium.hub.export import make_hub_ready
+from elysium.synthetic import SynthConfig, make_squares, square_sets, synthesize
 from elysium.training.callbacks import (
     EpochCallback,
     ProgressLineCallback,
@@ -43,8 +44,6 @@ from elysium.training.decay_on_loss import DecayOnLoss, DecayOnLossSchedule
 from elysium.training.distributed import check_launch, check_world_size
 from elysium.training.model_setup import build_model_and_processor, count_parameters, set_trainable
 from elysium.training.records import SkipCounts
-from elysium.training.squares import make_squares, square_sets
-from elysium.training.synth import SynthConfig, synthesize
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
@@ -148,10 +147,10 @@ def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
     Keys: `out_dir`, `videos`, `seed`, `frames_per_video: [MIN, MAX]`, `size: [W, H]`, `sources` (which of
     `track` and `grounding` (first-frame REC/REG images) to train on; default `[track]`) and any other
     `SynthConfig` field (`photos`, `objects_per_video`, `tracks_per_video`, `min_track_frames`, ...).
-    `data.squares` (`training/squares.py`) makes position-only square images and adds them as grounding sources.
+    `data.squares` (`synthetic/squares.py`) makes position-only square images and adds them as grounding sources.
     """
     sets = square_sets(data_cfg)
-    if sets:  # position-only squares (training/squares.py), each a grounding source of its own name
+    if sets:  # position-only squares (synthetic/squares.py), each a grounding source of its own name
         state = PartialState()
         with state.main_process_first():
             if state.is_main_process:

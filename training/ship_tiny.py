@@ -3,7 +3,8 @@
     python -m elysium.training.ship_tiny --run runs/elysium-tiny --compare runs/elysium-tiny-frozen-gate \
         --heldout docs/elysium-tiny/heldout/report.json --out models/elysium-tiny
 
-Copies the run's last stage `final/` (weights, processor, flat code) and adds what a user needs to trust it:
+Copies the run's last stage `final/` (weights and processor; no code: the package loads it with its own classes) and
+adds what a user needs to trust it:
 `elysium_recipe.json` (config, data seed, stages with steps, batch, learning rate and wall time, library versions,
 the held-out scores), `training_curves.json` / `.png` (the runs end to end, the compared run beside it) and a model
 card with the held-out tables of `elysium heldout`. The folder is replaced atomically.
@@ -27,14 +28,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from elysium.atomic import write_json_atomic
 from elysium.evaluation.heldout_report import conditions_table, scores_table
 from elysium.hub.export import REMOTE_CODE_SENTENCE, atomic_folder, code_files, model_card, pipeline_files
+from elysium.synthetic import square_sets
+from elysium.utils.atomic import write_json_atomic
 
 from .config import load_config, stage_configs
 from .curves import plot_runs, read_run
 from .dataset_builder import clip_frames
-from .squares import square_sets
 
 CONFIG = "training/configs/tiny.yaml"
 SIZE_LIMIT = 30 * 2**20
@@ -168,13 +169,13 @@ def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | Non
 
 The default model of the `elysium` package: a small Elysium (CLIP-style vision tower and Llama, trained from
 scratch) that runs on a CPU with no download. It was trained by the package's own `training/sft.py` on generated
-videos only (`training/synth.py`: colored shapes with nameable attributes, motion, occlusion, distractors), so it
+videos only (`synthetic/`: colored shapes with nameable attributes, motion, occlusion, distractors), so it
 knows those objects and nothing else: use it to try the package end to end, not on real footage.
 
 ## Recipe
 
 `{recipe["command"]}` (`{recipe["config"]}`): data seed {recipe["data_seed"]}, {recipe["data"]["videos"]} videos;
-stage 1 on images (REC/REG on position-only squares, `training/squares.py`, then on the videos' first frames),
+stage 1 on images (REC/REG on position-only squares, `synthetic/squares.py`, then on the videos' first frames),
 stage 2 on SOT/RSOT/Video-REG clips mixed with the images ("clip frames": the clips' lengths where the stage had
 clips; the model tracks in clips of the last such stage's longest, `track_clip_len` in `config.json`).
 Where the table says so, images or clips were cut to a square that many times the target's size around it; a model
@@ -197,7 +198,7 @@ Training curves: `training_curves.png` / `.json` in this folder; the full record
 {quality}
 
 Read these against the baselines: where the model does not beat them it does not track yet. Whether it reads the
-pixels at all: `python -m elysium.training.pixel_reliance` (the package's docs/elysium-tiny/pixel-reliance.md).
+pixels at all: `python -m experiments.pixel_reliance` (the package's docs/elysium-tiny/pixel-reliance.md).
 
 # Elysium
 {rest}"""

@@ -1,7 +1,7 @@
 """One-off: REC on the whole first frame of each track, asked with the track's own (RSOT) expression, by the
-target's size; `evaluation.localization.grounding_scores` does the asking and scoring.
+target's size; `experiments.localization.grounding_scores` does the asking and scoring.
 
-    python docs/elysium-tiny/whole-frames/rec_probe.py MODEL_DIR runs/eval/val/data 178
+    python -m experiments.rec_probe MODEL_DIR runs/eval/val/data 178
 """
 
 import json
@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import torch
-from elysium.evaluation.localization import grounding_scores
 from elysium.inference.loading import load_model_and_processor
 from elysium.inference.tracker import ElysiumTracker
+
+from experiments.localization import grounding_scores
 
 model_dir, data, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(2)

@@ -1,6 +1,6 @@
 """Where a model's training gradient goes, module by module, on a training config's samples of one stage.
 
-    python docs/elysium-tiny/localization/gradient_by_module.py --model runs/elysium-tiny/clutter-squares/final \
+    python -m experiments.gradient_by_module --model runs/elysium-tiny/clutter-squares/final \
         --stage clutter-squares [--straight-through false]
 
 Prints the gradient norm of the vision tower, each T-Selector parameter, the projector, the LLM and the head for a
@@ -16,7 +16,8 @@ from collections import defaultdict
 import torch
 from elysium.modeling_elysium import ElysiumForConditionalGeneration
 from elysium.processing import ElysiumProcessor
-from elysium.training.pixel_reliance import stage_batches
+
+from experiments.pixel_reliance import stage_batches
 
 
 def module_of(name: str) -> str:

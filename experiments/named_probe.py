@@ -1,8 +1,8 @@
 """One-off: REC on named squares (2-4 an image, `elysium data squares --count 2 4`), whole images: the share of
 answers whose centre is on the target, for every record, those named by colour ("the red square") and those named
-by place ("the leftmost square"); `evaluation.localization.grounding_scores` does the asking and scoring.
+by place ("the leftmost square"); `experiments.localization.grounding_scores` does the asking and scoring.
 
-    python docs/elysium-tiny/named-squares/named_probe.py MODEL_DIR runs/named-squares-test
+    python -m experiments.named_probe MODEL_DIR runs/named-squares-test
 """
 
 import json
@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import torch
-from elysium.evaluation.localization import grounding_scores
 from elysium.inference.loading import load_model_and_processor
 from elysium.inference.tracker import ElysiumTracker
+
+from experiments.localization import grounding_scores
 
 model_dir, data = sys.argv[1], Path(sys.argv[2])
 torch.set_num_threads(2)

@@ -3,10 +3,10 @@
 For each generated track, frame 0 is cut as the tracker cuts it (a square `track_search_context` times the first
 box) and the T-Selector's tokens of the patches inside the box are averaged: one vector a target. A softmax
 regression trained on one generated set names the colour and shape of the targets of another. High probe accuracy
-with descriptions that do not name the looks (`evaluation.localization`'s `looks`) says the LLM does not read what
+with descriptions that do not name the looks (`experiments.localization`'s `looks`) says the LLM does not read what
 the vision tower gives it; a probe near the most common class says the vision tower does not see it.
 
-    python -m elysium.evaluation.feature_probe --model DIR --train-data GENERATED_DIR --data GENERATED_DIR
+    python -m experiments.feature_probe --model DIR --train-data GENERATED_DIR --data GENERATED_DIR
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-# Generated attributes a probe names (the keys of training/synth.py's `attributes`).
+# Generated attributes a probe names (the keys of elysium.synthetic's `attributes`).
 ATTRIBUTES = ("color", "shape", "size", "texture")
 
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from elysium.inference.loading import load_model_and_processor
 
-    from .localization import print_report
+    from experiments.localization import print_report
 
     model, processor = load_model_and_processor(args.model, args.device, trust_remote_code=args.trust_remote_code)
     train, test = sets[args.train_data], sets[args.data]

@@ -35,29 +35,20 @@ Conventions:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
-import itertools
-import json
 import math
-import os
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from elysium.atomic import write_json_atomic, write_text_atomic
 from PIL import Image, ImageDraw
-from tqdm.auto import tqdm
 
-if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerFast
+from .wording import _STILL, _choose_expression, _description
 
 __all__ = [
     "COLORS",
@@ -65,18 +56,16 @@ __all__ = [
     "SIZES",
     "SOURCE",
     "TEXTURES",
-    "DemoVideo",
     "SynthConfig",
-    "SynthSummary",
-    "add_synth_arguments",
-    "expression_matches",
+    "grounding_rows",
+    "plan_video",
+    "procedural_background",
+    "render_frames",
     "render_video",
-    "run_synth",
-    "synth_tokenizer",
-    "synthesize",
     "texture_color",
-    "write_demo_video",
+    "track_records",
 ]
+
 
 SOURCE = "elysium-synth"
 VERSION = 1
@@ -98,22 +87,10 @@ SHAPES = ("circle", "square", "triangle", "star", "diamond", "cross")
 SIZES: dict[str, tuple[float, float]] = {"small": (0.13, 0.16), "medium": (0.21, 0.25), "large": (0.30, 0.35)}
 TEXTURES = ("plain", "striped", "dotted")
 
-# Speed in fractions of the frame diagonal per frame: description bins and generation ranges
-# (generation stays clear of the bin edges so the words match what is drawn).
-_STILL, _SLOW, _FAST = 0.003, 0.012, 0.025
+# Speed in fractions of the frame diagonal per frame: generation ranges (clear of `wording`'s bin edges, so the
+# words match what is drawn).
 _SPEEDS = {"slow": (0.005, 0.010), "normal": (0.014, 0.022), "fast": (0.028, 0.036)}
-_DIRECTIONS = (
-    "to the right",
-    "up and to the right",
-    "up",
-    "up and to the left",
-    "to the left",
-    "down and to the left",
-    "down",
-    "down and to the right",
-)
 _MIN_VISIBLE_PX = 2  # an object with less than this inside the frame (either way) is out of view
-_POSITION_MARGIN = 0.12  # fraction of W (or H) that "on the left" needs between the objects' centers
 _BG_PAD = 8  # background is drawn larger than the frame and panned by up to this many pixels
 
 
@@ -166,28 +143,6 @@ class SynthConfig:
     def as_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
-
-
-@dataclass
-class SynthSummary:
-    """What a `synthesize` call produced (resumed videos included) and how long it took."""
-
-    out_dir: Path
-    annotations: Path
-    videos: int
-    generated: int
-    resumed: int
-    records: int
-    frames: int
-    dropped_tracks: int
-    seconds: float
-    flags: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["out_dir"], data["annotations"] = str(self.out_dir), str(self.annotations)
-        data["seconds_per_100_videos"] = round(100 * self.seconds / self.generated, 2) if self.generated else None
-        return data
 
 
 # ----------------------------------------------------------------------------------------------
@@ -409,7 +364,7 @@ def _photo_background(rng: np.random.Generator, path: Path, width: int, height: 
     return np.asarray(crop, dtype=np.uint8).copy()
 
 
-def _plan_video(seed: int, index: int, cfg: SynthConfig, num_frames: int | None = None) -> _Plan:
+def plan_video(seed: int, index: int, cfg: SynthConfig, num_frames: int | None = None) -> _Plan:
     """Everything about one video except its pixels; deterministic from (seed, index)."""
     rng, bg_rng, render_seed = _video_rngs(seed, index)
     width, height = cfg.size
@@ -538,7 +493,7 @@ class _FrameStats:
     covered_by: list[dict[int, int]]
 
 
-def _render_frames(plan: _Plan) -> Iterator[tuple[np.ndarray, _FrameStats]]:
+def render_frames(plan: _Plan) -> Iterator[tuple[np.ndarray, _FrameStats]]:
     """Draw the video frame by frame (objects in z-order on the panned background) with ground truth."""
     rng = np.random.default_rng(plan.render_seed)
     w, h = plan.width, plan.height
@@ -589,250 +544,11 @@ def _render_frames(plan: _Plan) -> Iterator[tuple[np.ndarray, _FrameStats]]:
         yield frame, stats
 
 
-def render_video(seed: int, index: int = 0, config: SynthConfig | None = None) -> tuple[list[np.ndarray], list[dict]]:
-    """One video in memory: its RGB frames and its records (frame paths as they would be written)."""
-    cfg = config or SynthConfig()
-    cfg.check()
-    plan = _plan_video(seed, index, cfg)
-    frames, stats = [], []
-    for frame, st in _render_frames(plan):
-        frames.append(frame)
-        stats.append(st)
-    records, _ = _records(plan, stats, cfg)
-    return frames, records
-
-
-# ----------------------------------------------------------------------------------------------
-# language: expressions and descriptions
-
-
-def _article(phrase: str) -> str:
-    return "an" if phrase[:1] in "aeiou" else "a"
-
-
-def expression_matches(
-    parts: dict[str, str | None], scene: Sequence[dict[str, Any]], frame_size: Sequence[int]
-) -> list[int]:
-    """Indices of the scene's objects an expression's parts pick in frame 0 (a valid expression picks one).
-
-    `parts` has optional color/shape/size/texture words and a position in {left, right, top, bottom}:
-    among the objects matching the words, the one whose center is that far out by at least
-    `_POSITION_MARGIN` of the frame from all the others (none if no object is).
-    """
-    keys = ("color", "shape", "size", "texture")
-    same = [o for o in scene if all(parts.get(k) in (None, o[k]) for k in keys)]
-    position = parts.get("position")
-    if not position:
-        return [int(o["index"]) for o in same]
-    axis, sign = {"left": (0, -1), "right": (0, 1), "top": (1, -1), "bottom": (1, 1)}[position]
-    margin = _POSITION_MARGIN * frame_size[axis]
-    picked = []
-    for o in same:
-        mine = sign * o["center0"][axis] * frame_size[axis]
-        if all(mine - sign * p["center0"][axis] * frame_size[axis] >= margin for p in same if p is not o):
-            picked.append(int(o["index"]))
-    return picked
-
-
-def _expression_text(parts: dict[str, str | None], group: int) -> str:
-    """Words in the usual English order: "the small red striped circle on the left" / "the leftmost red one"."""
-    # "the plain red one" but "the red striped one": a plain texture reads best before the color
-    order = ("size", "texture", "color") if parts.get("texture") == "plain" else ("size", "color", "texture")
-    words = [parts[k] for k in order if parts.get(k)]
-    noun = parts.get("shape") or ("shape" if not words else "one")
-    position = parts.get("position")
-    if position and group >= 3:
-        superlative = {"left": "leftmost", "right": "rightmost", "top": "topmost", "bottom": "lowest"}[position]
-        return " ".join(["the", superlative, *words, noun])
-    text = " ".join(["the", *words, noun])
-    if position:
-        text += {"left": " on the left", "right": " on the right", "top": " at the top", "bottom": " at the bottom"}[
-            position
-        ]
-    return text
-
-
-def _choose_expression(
-    rng: np.random.Generator, target: dict[str, Any], scene: list[dict[str, Any]], frame_size: Sequence[int]
-) -> tuple[str, dict[str, str | None]]:
-    """A random referring expression that picks exactly the target, usually one of the shortest."""
-    valid: list[tuple[int, dict[str, str | None], int]] = []
-    keys = ("color", "shape", "size", "texture")
-    for r in range(0, 5):
-        for chosen in itertools.combinations(keys, r):
-            base = {k: (target[k] if k in chosen else None) for k in keys}
-            if "texture" in chosen and not ({"color", "shape"} & set(chosen)):
-                continue  # "the dotted one" alone reads oddly; pair texture with a color or a shape
-            for position in (None, "left", "right", "top", "bottom"):
-                parts = {**base, "position": position}
-                if expression_matches(parts, scene, frame_size) != [target["index"]]:
-                    continue
-                group = len(expression_matches({**base, "position": None}, scene, frame_size))
-                if position and group == 1:  # over-specified: say it only where it is true of the frame
-                    axis = 0 if position in ("left", "right") else 1
-                    where = target["center0"][axis]
-                    if not (where < 1 / 3 if position in ("left", "top") else where > 2 / 3):
-                        continue
-                valid.append((r + (position is not None), parts, group))
-    if not valid:  # attributes are distinct per video, so the full description always works
-        raise AssertionError("no unique expression; attributes should be distinct")
-    shortest = min(v[0] for v in valid)
-    pool = [v for v in valid if v[0] == shortest] if rng.random() < 0.6 else valid
-    _, parts, group = pool[int(rng.integers(len(pool)))]
-    return _expression_text(parts, group), parts
-
-
-def _speed_word(speed: float) -> str | None:
-    """None for still; '' for an ordinary speed."""
-    if speed < _STILL:
-        return None
-    return "slowly" if speed < _SLOW else ("" if speed < _FAST else "quickly")
-
-
-def _motion_phrase(obj: _Object, first: int, last: int, diag: float) -> str:
-    """Motion phases (direction x speed, short blips merged) of the track between two frames, in words."""
-    centers = obj.centers[first : last + 1]
-    if len(centers) < 2:
-        return "staying still"
-    steps = np.diff(centers, axis=0)
-    kernel = np.ones(3) / 3
-    smooth = np.stack([np.convolve(steps[:, k], kernel, mode="same") for k in range(2)], axis=1)
-    smooth[0], smooth[-1] = steps[0], steps[-1]
-    labels: list[tuple[str | None, int | None]] = []
-    for vx, vy in smooth:
-        speed = math.hypot(vx, vy) / diag
-        word = _speed_word(speed)
-        direction = None if word is None else int(round(math.atan2(-vy, vx) / (math.pi / 4))) % 8
-        labels.append((word, direction))
-    runs: list[list[Any]] = []  # [label, start, length]
-    for i, label in enumerate(labels):
-        if runs and runs[-1][0] == label:
-            runs[-1][2] += 1
-        else:
-            runs.append([label, i, 1])
-    merged: list[list[Any]] = []
-    for run in runs:  # blips shorter than 3 steps join the phase before them
-        if merged and (run[2] < 3 or merged[-1][0] == run[0]):
-            merged[-1][2] += run[2]
-        else:
-            merged.append(run)
-    if len(merged) > 1 and merged[0][2] < 3:
-        merged[1][2] += merged[0][2]
-        merged[1][1] = merged[0][1]
-        merged.pop(0)
-    phases = []
-    for run in merged:  # re-merge neighbours that became equal
-        if phases and phases[-1][0] == run[0]:
-            phases[-1][2] += run[2]
-        else:
-            phases.append(run)
-    if len(phases) > 3:
-        mean_speed = float(np.mean(np.hypot(steps[:, 0], steps[:, 1]))) / diag
-        word = _speed_word(mean_speed)
-        return "moving around in changing directions" if not word else f"moving {word} in changing directions"
-    abrupt = {t - first for t in obj.abrupt_frames}
-    ranks = {None: 0, "slowly": 1, "": 2, "quickly": 3}
-    out = []
-    previous: tuple[str | None, int | None] = (None, None)
-    for k, ((word, direction), start, _) in enumerate(phases):
-        then = "then suddenly" if k and any(abs(start - a) <= 2 for a in abrupt) else "then"
-        if word is None:
-            text = "staying still" if k == 0 else f"{then} stopping"
-        elif k and direction == previous[1]:  # same heading, other speed
-            text = f"{then} {'speeding up' if ranks[word] > ranks[previous[0]] else 'slowing down'}"
-        else:
-            motion = " ".join(x for x in (word, _DIRECTIONS[direction]) if x)
-            if k == 0:
-                text = f"moving {motion}"
-            else:  # "then suddenly moving slowly up" reads better than "then suddenly slowly up"
-                text = f"then suddenly moving {motion}" if then != "then" else f"then {motion}"
-        out.append(text)
-        previous = (word, direction)
-    return ", ".join(out)
-
-
-def _name(obj: dict[str, Any], scene: list[dict[str, Any]]) -> str:
-    """The shortest attribute name (no position) that tells an object from the others in the scene."""
-    for keys in (("color", "shape"), ("size", "color", "shape"), ("size", "color", "texture", "shape")):
-        if sum(all(o[k] == obj[k] for k in keys) for o in scene) == 1:
-            words = [obj[k] for k in keys if k != "shape" and obj[k] != "plain"]
-            return " ".join(["the", *words, obj["shape"]])
-    return f"the {obj['color']} {obj['shape']}"
-
-
-def _description(
-    obj: _Object,
-    scene: list[dict[str, Any]],
-    kept: list[int],
-    flags: dict[str, bool],
-    occluder: int | None,
-    diag: float,
-) -> str:
-    """Video-REG text of a track: looks, then motion, scale, leaving the frame and occlusion, as they happen."""
-    texture = "" if obj.texture == "plain" else obj.texture
-    looks = " ".join(x for x in (obj.size_name, obj.color, texture, obj.shape) if x)
-    parts = [f"{_article(looks)} {looks}", _motion_phrase(obj, kept[0], kept[-1], diag)]
-    text = " ".join(parts)
-    extras = []
-    if obj.scale_change > 1.25:
-        extras.append("growing larger")
-    elif obj.scale_change < 0.8:
-        extras.append("shrinking")
-    if flags["reenters"]:
-        extras.append("leaving the frame and coming back")
-    elif flags["exits"]:
-        extras.append("until it leaves the frame")
-    elif flags["truncated"]:
-        extras.append("partly going out of view")
-    if occluder is not None:
-        extras.append(f"partly hidden behind {_name(scene[occluder], scene)}")
-    return ", ".join([text, *extras])
-
-
-# The fixed wording of `_expression_text`, `_motion_phrase` and `_description`, for `synth_tokenizer`.
-_PHRASES = (
-    "the leftmost one on the left",
-    "the rightmost shape on the right",
-    "the topmost one at the top",
-    "the lowest one at the bottom",
-    "staying still, then stopping, then speeding up, then slowing down",
-    "moving around in changing directions",
-    "then suddenly moving",
-    "growing larger",
-    "shrinking",
-    "leaving the frame and coming back",
-    "until it leaves the frame",
-    "partly going out of view",
-    "partly hidden behind",
-)
-
-
-def synth_tokenizer() -> PreTrainedTokenizerFast:
-    """A small BPE tokenizer for tiny models trained on this data, with `<image>` added.
-
-    Trained on the task prompts, box answers and the words of the expressions and descriptions (colors,
-    shapes, sizes, textures, motion), so every word of a synthetic text is one or two tokens.
-    """
-    from elysium.processing.prompts import PARAPHRASES
-    from elysium.processing.tokenizer_training import train_tokenizer
-
-    texts = [p for options in PARAPHRASES.values() for p in options]
-    texts += [f"Frame {i}: [{i},{2 * i},{3 * i},{4 * i}]." for i in range(1, 40)]
-    for size, color, texture, shape in itertools.product(SIZES, COLORS, TEXTURES, SHAPES):
-        looks = f"{size} {color} {texture} {shape}"
-        texts.append(f"{_article(looks)} {looks}, the {color} {shape}")
-    texts += [f"moving {speed} {direction}" for speed in ("slowly", "quickly") for direction in _DIRECTIONS]
-    texts += [*_PHRASES, "USER: ASSISTANT: </s>"]
-    tokenizer = train_tokenizer(texts * 3, vocab_size=512)
-    tokenizer.add_tokens(["<image>"], special_tokens=True)
-    return tokenizer
-
-
 # ----------------------------------------------------------------------------------------------
 # records
 
 
-def _records(plan: _Plan, stats: list[_FrameStats], cfg: SynthConfig) -> tuple[list[dict[str, Any]], int]:
+def track_records(plan: _Plan, stats: list[_FrameStats], cfg: SynthConfig) -> tuple[list[dict[str, Any]], int]:
     """The plan's track records (and how many tracks were too short to write)."""
     w, h = plan.width, plan.height
     diag = math.hypot(w, h)
@@ -900,7 +616,7 @@ def _records(plan: _Plan, stats: list[_FrameStats], cfg: SynthConfig) -> tuple[l
                     "num_tracks": 0,  # filled below
                     "background": plan.background_name,
                     "scene": scene,
-                    "generator": f"elysium.training.synth v{VERSION}",
+                    "generator": f"elysium.training.synth v{VERSION}",  # the data's label (its first module)
                 },
                 "frames": [f"frames/{plan.vid}/{t:06d}.jpg" for t in kept],
                 "object_class": obj.shape,
@@ -915,120 +631,17 @@ def _records(plan: _Plan, stats: list[_FrameStats], cfg: SynthConfig) -> tuple[l
     return records, dropped
 
 
-# ----------------------------------------------------------------------------------------------
-# writing, resuming
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Records of a (possibly cut short) JSONL file; a broken last line from a killed run is skipped."""
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and "vid" in row:
-                rows.append(row)
-    return rows
-
-
-def _complete(records: list[dict[str, Any]], out_dir: Path) -> bool:
-    """A video is done when all its tracks are recorded and every frame file is there."""
-    if not records or len({r["id"] for r in records}) != records[0]["metadata"]["num_tracks"]:
-        return False
-    num_frames = records[0]["metadata"]["num_frames"]
-    folder = out_dir / "frames" / records[0]["vid"]
-    return all((folder / f"{t:06d}.jpg").is_file() for t in range(num_frames))
-
-
-def synthesize(
-    out_dir: str | os.PathLike,
-    videos: int,
-    seed: int,
-    frames_per_video: tuple[int, int] = (24, 48),
-    size: tuple[int, int] = (160, 120),
-    *,
-    config: SynthConfig | None = None,
-    progress: bool = True,
-) -> SynthSummary:
-    """Write `videos` synthetic videos and their track records under `out_dir`, resuming a cut-off run.
-
-    `config` sets everything else (objects per video, tracks per video, probabilities, photos); its
-    `size`/`frames_per_video` are replaced by the arguments. Videos already complete on disk (frames
-    and records) are kept; the annotation file is replaced atomically at the end, and records are
-    appended to `.annotations.partial.jsonl` as videos finish so a killed run loses at most one video.
-    The annotation file lists videos 0..videos-1 only: asking for fewer than before leaves the other
-    frame folders on disk but out of the file.
-    """
-    start = time.perf_counter()
-    if videos < 0 or seed < 0:
-        raise ValueError("videos and seed must be >= 0")
-    cfg = dataclasses.replace(config or SynthConfig(), size=tuple(size), frames_per_video=tuple(frames_per_video))
+def render_video(seed: int, index: int = 0, config: SynthConfig | None = None) -> tuple[list[np.ndarray], list[dict]]:
+    """One video in memory: its RGB frames and its records (frame paths as they would be written)."""
+    cfg = config or SynthConfig()
     cfg.check()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = {"version": VERSION, "seed": seed, **cfg.as_json()}
-    config_path = out / "synth_config.json"
-    if config_path.is_file():
-        previous = json.loads(config_path.read_text())
-        if previous != settings:
-            changed = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
-            raise ValueError(
-                f"{out} holds synthetic data made with other settings ({', '.join(changed)} differ); "
-                "use another --out folder or delete this one"
-            )
-    else:
-        write_json_atomic(config_path, settings, sort_keys=True)
-
-    annotations, partial = out / "annotations.jsonl", out / ".annotations.partial.jsonl"
-    existing: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in _read_jsonl(annotations) + _read_jsonl(partial):
-        existing.setdefault(row["vid"], {})[row["id"]] = row
-
-    all_records: list[dict[str, Any]] = []
-    generated = resumed = dropped = frame_count = 0
-    with open(partial, "a", encoding="utf-8") as sink:
-        for index in tqdm(range(videos), desc="synth", unit="video", disable=not progress):
-            vid = f"synth-s{seed}-{index:06d}"
-            done = list(existing.get(vid, {}).values())
-            if _complete(done, out):
-                all_records.extend(sorted(done, key=lambda r: r["metadata"]["object_index"]))
-                resumed += 1
-                frame_count += done[0]["metadata"]["num_frames"]
-                continue
-            plan = _plan_video(seed, index, cfg)
-            folder = out / "frames" / vid
-            folder.mkdir(parents=True, exist_ok=True)
-            stats = []
-            for t, (frame, st) in enumerate(_render_frames(plan)):
-                Image.fromarray(frame).save(folder / f"{t:06d}.jpg", quality=cfg.jpeg_quality)
-                stats.append(st)
-            records, lost = _records(plan, stats, cfg)
-            sink.writelines(json.dumps(r) + "\n" for r in records)
-            sink.flush()
-            all_records.extend(records)
-            generated += 1
-            dropped += lost
-            frame_count += plan.num_frames
-    write_text_atomic(annotations, "".join(json.dumps(r) + "\n" for r in all_records))
-    write_text_atomic(out / "grounding.jsonl", "".join(json.dumps(g) + "\n" for g in grounding_rows(all_records)))
-    partial.unlink(missing_ok=True)
-    flags = Counter(k for r in all_records for k, v in r["metadata"]["flags"].items() if v)
-    return SynthSummary(
-        out_dir=out,
-        annotations=annotations,
-        videos=videos,
-        generated=generated,
-        resumed=resumed,
-        records=len(all_records),
-        frames=frame_count,
-        dropped_tracks=dropped,
-        seconds=round(time.perf_counter() - start, 3),
-        flags=dict(sorted(flags.items())),
-    )
+    plan = plan_video(seed, index, cfg)
+    frames, stats = [], []
+    for frame, st in render_frames(plan):
+        frames.append(frame)
+        stats.append(st)
+    records, _ = track_records(plan, stats, cfg)
+    return frames, records
 
 
 def _looks(attributes: dict[str, Any]) -> str:
@@ -1055,122 +668,3 @@ def grounding_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if sum(_looks(other) == looks for other in meta["scene"]) == 1:
             rows.append({"id": f"{record['id']}-looks", **first, "expression": f"the {looks}"})
     return rows
-
-
-# ----------------------------------------------------------------------------------------------
-# demo video
-
-
-@dataclass
-class DemoVideo:
-    """A demo mp4 and what to ask of it: the target's frame-0 box in pixels and its expression."""
-
-    path: Path
-    box: list[int]  # [x1, y1, x2, y2] pixels, frame 0
-    expression: str
-    description: str
-    frame_size: tuple[int, int]
-    num_frames: int
-    fps: float
-
-
-def write_demo_video(
-    path: str | os.PathLike,
-    seed: int = 0,
-    *,
-    size: tuple[int, int] = (320, 240),
-    num_frames: int = 72,
-    fps: float = 24.0,
-) -> DemoVideo:
-    """A few-seconds mp4 (H.264 yuv420p, else mpeg4) of one synthetic video, for a bundled demo.
-
-    The target is the first track that stays in view all along (so a demo never starts with an object
-    that vanishes); returns its frame-0 box in pixels and its referring expression.
-    """
-    from elysium.processing.video import write_video  # heavy package import only when a demo is written
-
-    cfg = SynthConfig(size=size, frames_per_video=(num_frames, num_frames), photos=False)
-    cfg.check()
-    plan = _plan_video(seed, 0, cfg, num_frames=num_frames)
-    frames, stats = [], []
-    for frame, st in _render_frames(plan):
-        frames.append(frame)
-        stats.append(st)
-    records, _ = _records(plan, stats, cfg)
-    if not records:
-        raise ValueError(f"seed {seed} made no usable track; try another seed")
-    target = next((r for r in records if len(r["frames"]) == num_frames), records[0])
-    write_video(path, frames, fps)
-    w, h = size
-    x1, y1, x2, y2 = target["box"][0]
-    return DemoVideo(
-        path=Path(path),
-        box=[round(x1 * w), round(y1 * h), round(x2 * w), round(y2 * h)],
-        expression=target["expression"],
-        description=target["object_description"],
-        frame_size=(w, h),
-        num_frames=num_frames,
-        fps=fps,
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI: `elysium data synth`
-
-
-def _pair(text: str, sep: str, what: str) -> tuple[int, int]:
-    try:
-        a, b = (int(v) for v in text.lower().split(sep))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{what} {text!r}: give two integers as A{sep}B") from None
-    return a, b
-
-
-def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `elysium data synth`."""
-    parser.add_argument("--out", required=True, help="folder to write frames/ and annotations.jsonl into")
-    parser.add_argument("--videos", type=int, required=True, help="number of videos")
-    parser.add_argument("--seed", type=int, default=0, help="seed (default 0); same seed, same files")
-    parser.add_argument(
-        "--size", type=lambda s: _pair(s, "x", "size"), default=(160, 120), help="frame WxH (default 160x120)"
-    )
-    parser.add_argument(
-        "--frames",
-        type=lambda s: _pair(s, ",", "frames"),
-        default=(24, 48),
-        help="frames per video MIN,MAX (default 24,48)",
-    )
-    parser.add_argument(
-        "--objects", type=lambda s: _pair(s, ",", "objects"), default=(2, 4), help="objects per video MIN,MAX"
-    )
-    parser.add_argument("--tracks-per-video", type=int, default=None, help="records per video (default: every object)")
-    parser.add_argument("--min-track-frames", type=int, default=8, help="shortest track written (frames in view)")
-    parser.add_argument("--no-photos", action="store_true", help="procedural backgrounds only (same pixels everywhere)")
-    parser.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run_synth(args: argparse.Namespace) -> int:
-    """Run `synthesize` from parsed CLI options; prints a one-line JSON summary. Exit code 2 on bad settings."""
-    config = SynthConfig(
-        objects_per_video=tuple(args.objects),
-        tracks_per_video=args.tracks_per_video,
-        min_track_frames=args.min_track_frames,
-        photos=not args.no_photos,
-        jpeg_quality=args.quality,
-    )
-    try:
-        summary = synthesize(
-            args.out,
-            args.videos,
-            args.seed,
-            frames_per_video=tuple(args.frames),
-            size=tuple(args.size),
-            config=config,
-            progress=not args.no_progress,
-        )
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary.as_dict()))
-    return 0

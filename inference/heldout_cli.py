@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from elysium.inference.cli import UserError, check_at_least, check_out_folder
 from elysium.inference.track_cli import add_search_arguments, add_trust_argument, tracker_from_args
+from elysium.utils.errors import UserError, check_at_least, check_out_folder
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SYNTH_SIZE = (160, 120)
@@ -104,7 +104,7 @@ def prepare_data(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, A
             f"--seed {args.seed} is the training seed (--train-seed {args.train_seed}): those videos were trained on; "
             "pick another seed (1001 for the README report)"
         )
-    from elysium.training.synth import synthesize
+    from elysium.synthetic import synthesize
 
     data = out / "data"
     try:
@@ -126,10 +126,10 @@ def evaluate_model(
     name: str, path: str | None, tracks: list[Any], args: argparse.Namespace, out: Path
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One model's report (scores, per-track IoU, failure cases) and the baselines its run computed."""
+    from elysium.evaluation.failure_cases import FAILURE_CONDITIONS, write_failure_cases
+    from elysium.evaluation.heldout import CONDITIONS, mean_ious, score_heldout
+    from elysium.inference.benchmark_runner import track_heldout
     from elysium.inference.loading import load_model_and_processor
-
-    from .failure_cases import FAILURE_CONDITIONS, write_failure_cases
-    from .heldout import CONDITIONS, mean_ious, score_heldout, track_heldout
 
     start = time.perf_counter()
     model, processor = load_model_and_processor(path, args.device, trust_remote_code=args.trust_remote_code)
@@ -188,9 +188,8 @@ def model_fingerprint(path: str | Path) -> dict[str, Any]:
 def result_key(path: str | None, tracks: list[Any], args: argparse.Namespace) -> str:
     """What one model's finished result depends on (its weights and config as saved, the tracks, the tracker's
     settings), as a digest: a re-run with the same key reuses the result instead of tracking again."""
+    from elysium.evaluation.heldout import SCORING
     from elysium.inference.default_model import DEFAULT_MODEL
-
-    from .heldout import SCORING
 
     key = {
         **model_fingerprint(path or DEFAULT_MODEL),
@@ -220,18 +219,17 @@ def finished_result(file: Path, key: str, out: Path) -> tuple[dict[str, Any], di
 
 
 def run_heldout(args: argparse.Namespace) -> int:
-    from elysium.atomic import write_json_atomic, write_text_atomic
+    from elysium.evaluation.heldout import PROTOCOL, breakdown, first_boxes, load_tracks
+    from elysium.evaluation.heldout_report import conditions_table, markdown_report, scores_table
     from elysium.inference.loading import resolve_device
-
-    from .heldout import PROTOCOL, breakdown, first_boxes, load_tracks
-    from .heldout_report import conditions_table, markdown_report, scores_table
+    from elysium.utils.atomic import write_json_atomic, write_text_atomic
 
     start = time.perf_counter()
     _check_numbers(args)
     models = parse_models(args.model)
     resolve_device(args.device)  # a bad --device fails before any work
     if not args.no_captions:
-        from .captions import JavaNotFoundError, require_java
+        from elysium.evaluation.captions import JavaNotFoundError, require_java
 
         try:
             require_java()

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elysium.atomic import write_json_atomic, write_text_atomic
+from elysium.utils.atomic import write_json_atomic, write_text_atomic
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .synth import COLORS, expression_matches, procedural_background
+from .scenes import COLORS, procedural_background
+from .wording import expression_matches
 
 BACKGROUNDS = ("plain", "clutter")
 _GAP = 4  # px between two squares of one image, so each box holds one square's pixels only
@@ -50,8 +51,8 @@ def make_squares(
     """`images` images of squares (side 14-44 px) at random places; returns the `grounding.jsonl` path.
 
     One square an image (`count` (1, 1)): `plain`, a bright square (each channel 150-255) on a dark uniform image
-    (0-60); `clutter`, a saturated square (one channel 180-255, one 0-80) on `synth.procedural_background`; always
-    "the square". Several (`count` (LO, HI)): apart, each of a different `synth.COLORS` colour (no black on a plain
+    (0-60); `clutter`, a saturated square (one channel 180-255, one 0-80) on `scenes.procedural_background`; always
+    "the square". Several (`count` (LO, HI)): apart, each of a different `scenes.COLORS` colour (no black on a plain
     image), one of them named by its colour or, two times in five where one is that far out, by its place. Same
     settings, same files; a finished folder is kept as it is."""
     if background not in BACKGROUNDS:

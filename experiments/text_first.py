@@ -2,7 +2,7 @@
 so that the image tokens come after the words and can attend to them (a causal LLM's image tokens before the
 text cannot see the expression). Only the template changes; the released model's format stays image-first.
 
-    python docs/elysium-tiny/named-squares/text_first.py models/elysium-tiny runs/v61-textfirst
+    python -m experiments.text_first models/elysium-tiny runs/v61-textfirst
 """
 
 import shutil

@@ -9,6 +9,9 @@ Why it works the way it does:
   reported, never fatal: one broken sequence must not cost a 280-sequence run.
 - Scoring uses this package's OPE implementation under a named protocol (got10k or pytracking), so the numbers are
   comparable with those toolkits; `metrics.json` and the success/precision plots are written at the end.
+
+`track_heldout` is the model-running half of `elysium heldout` (generated held-out tracks). This module is where a
+model meets a benchmark; `elysium.evaluation` only reads benchmarks and scores boxes and captions.
 """
 
 from __future__ import annotations
@@ -22,15 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from elysium.evaluation.benchmarks import Benchmark, read_results, results_path, write_results
+from elysium.evaluation.benchmarks import Sequence as BenchmarkSequence
+from elysium.evaluation.heldout import HeldoutPredictions, Track, score_heldout
+from elysium.evaluation.ope import score_dataset, score_sequence, xyxy_to_xywh
+from elysium.evaluation.plots import save_plots
+from elysium.evaluation.report import ope_report, write_metrics_json
 from elysium.inference.tracker import ElysiumTracker, VideoSource
 from elysium.processing.video import FrameItem, VideoError
 from PIL import Image
-
-from .benchmarks import Benchmark, read_results, results_path, write_results
-from .benchmarks import Sequence as BenchmarkSequence
-from .ope import score_dataset, score_sequence, xyxy_to_xywh
-from .plots import save_plots
-from .report import ope_report, write_metrics_json
+from tqdm.auto import tqdm
 
 TASKS = ("sot", "rsot")
 BENCHMARK_FPS = 30.0  # image-folder benchmarks carry no frame rate; times in results are index / 30
@@ -180,7 +184,7 @@ RESULTS_KEY = "results_key.json"
 def check_results_key(out: Path, key: dict[str, Any]) -> None:
     """Resume only results made with `key`: a `results/` folder made with another model, weights or settings (or
     one that does not say what made it) is refused; otherwise `key` is recorded in `<out>/results_key.json`."""
-    from elysium.atomic import write_json_atomic
+    from elysium.utils.atomic import write_json_atomic
 
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
     results_dir = out / "results"
@@ -282,4 +286,47 @@ def score_run(
     return report, metrics_path, plots
 
 
-__all__ = ["EvalRun", "EvalRunError", "TASKS", "initial_target", "run_benchmark", "score_run", "sequence_source"]
+__all__ = [
+    "EvalRun",
+    "EvalRunError",
+    "TASKS",
+    "evaluate_heldout",
+    "initial_target",
+    "run_benchmark",
+    "score_run",
+    "sequence_source",
+    "track_heldout",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# held-out generated tracks (`elysium heldout`): scored by `elysium.evaluation.heldout`
+
+
+def track_heldout(
+    tracker: Any, tracks: Sequence[Track], batch_size: int = 8, progress: bool = True
+) -> HeldoutPredictions:
+    """Track every record twice with `tracker` (an `ElysiumTracker`): by its first-frame box and by its expression."""
+    sot, rsot = [], []
+    batches = range(0, len(tracks), batch_size)
+    for start in tqdm(batches, desc="held-out tracking", disable=not progress):
+        chunk = tracks[start : start + batch_size]
+        sources = [VideoSource.from_frames(t.frames) for t in chunk]
+        for result in tracker.track_batch(sources, boxes=[t.boxes[0].tolist() for t in chunk]):
+            sot.append(np.asarray(result.boxes, dtype=np.float64))
+        sources = [VideoSource.from_frames(t.frames) for t in chunk]
+        for result in tracker.track_batch(sources, expressions=[t.expression for t in chunk]):
+            rsot.append(np.asarray(result.boxes, dtype=np.float64))
+    return HeldoutPredictions(sot, rsot)
+
+
+def evaluate_heldout(
+    tracker: Any,
+    tracks: Sequence[Track],
+    batch_size: int = 8,
+    captions: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """SOT, RSOT and Video-REG scores of `tracker` (an `ElysiumTracker`) on `tracks`, each beside its baseline."""
+    predictions = track_heldout(tracker, tracks, batch_size, progress)
+    return score_heldout(tracker, tracks, predictions, captions, progress)

@@ -12,7 +12,7 @@
 
 Success AUC mixes these up with box size and drift; these two say which part is missing:
 
-    python -m elysium.evaluation.localization --model DIR --data GENERATED_DIR [--samples 60] [--context 3]
+    python -m experiments.localization --model DIR --data GENERATED_DIR [--samples 60] [--context 3]
 
 A folder with only `grounding.jsonl` (e.g. `elysium data squares`) gets the grounding part.
 """
@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from elysium.evaluation.heldout import Track, describe_tracks
+from elysium.evaluation.ope import rect_iou, xyxy_to_xywh
 from PIL import Image
 from tqdm.auto import tqdm
-
-from .heldout import Track, describe_tracks
-from .ope import rect_iou, xyxy_to_xywh
 
 
 def _centre(boxes: np.ndarray) -> np.ndarray:
@@ -132,8 +131,8 @@ def next_frame_error(predictions: Sequence[np.ndarray], tracks: Sequence[Track])
 
 
 def _looks() -> dict[str, tuple[str, ...]]:
-    """The generated set's words of looks (training/synth.py), one vocabulary an attribute; "plain" is never said."""
-    from elysium.training.synth import COLORS, SHAPES, SIZES, TEXTURES
+    """The generated set's words of looks (elysium.synthetic), one vocabulary an attribute; "plain" is never said."""
+    from elysium.synthetic import COLORS, SHAPES, SIZES, TEXTURES
 
     textures = tuple(t for t in TEXTURES if t != "plain")
     return {"color": tuple(COLORS), "shape": tuple(SHAPES), "size": tuple(SIZES), "texture": textures}
@@ -172,7 +171,7 @@ def print_report(report: dict[str, Any], out: Path | None) -> None:
     text = json.dumps(report, indent=2)
     print(text)
     if out is not None:
-        from elysium.atomic import write_text_atomic
+        from elysium.utils.atomic import write_text_atomic
 
         write_text_atomic(out, text + "\n")
 
@@ -196,10 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}; give a folder written by `elysium data synth`", file=sys.stderr)
         return 2
 
+    from elysium.evaluation.heldout import load_tracks
+    from elysium.inference.benchmark_runner import track_heldout
     from elysium.inference.loading import load_model_and_processor
     from elysium.inference.tracker import ElysiumTracker
-
-    from .heldout import load_tracks, track_heldout
 
     model, processor = load_model_and_processor(args.model, args.device, trust_remote_code=args.trust_remote_code)
     tracker = ElysiumTracker(model, processor, clip_len=args.max_frames)

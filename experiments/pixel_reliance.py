@@ -5,7 +5,7 @@ scores the same either way: a gap near zero. Scores against baselines say *that*
 *why*, and it is cheap enough to watch while a recipe is tuned. Every sample keeps its text and labels; the
 batch's frames are passed on to the next sample (`frames_of_other_samples`), so shapes and token counts match.
 
-    python -m elysium.training.pixel_reliance --model runs/elysium-tiny/stage1a-one-object/final \\
+    python -m experiments.pixel_reliance --model runs/elysium-tiny/stage1a-one-object/final \\
         --config training/configs/tiny.yaml --stage stage1a-one-object --samples 128
 """
 
@@ -19,15 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from elysium.atomic import write_json_atomic
 from elysium.modeling_elysium import ElysiumForConditionalGeneration
 from elysium.processing import ElysiumProcessor
+from elysium.training.collator import ElysiumCollator
+from elysium.training.config import load_config, stage_configs
+from elysium.training.dataset_builder import build_train_dataset
+from elysium.training.records import SkipCounts
+from elysium.utils.atomic import write_json_atomic
 from tqdm.auto import tqdm
-
-from .collator import ElysiumCollator
-from .config import load_config, stage_configs
-from .dataset_builder import build_train_dataset
-from .records import SkipCounts
 
 
 @dataclass
@@ -92,7 +91,7 @@ def stage_batches(
 ) -> list[dict[str, torch.Tensor]]:
     """`samples` training samples of `stage` (default: the first) of a training config, built with `processor`
     (the model's own, so the prompt is the one it trained on), in padded batches."""
-    from .sft import prepare_synthetic
+    from elysium.training.sft import prepare_synthetic
 
     stages = stage_configs(load_config(config_path))
     names = [name for name, _ in stages]
