@@ -7,7 +7,7 @@ The auto_map is written by hand: `register_for_auto_class` maps a class to one A
 card's usage needs `AutoModel`, `AutoModelForCausalLM` and `AutoModelForImageTextToText` to give the same model.
 
 The `video-object-tracking` pipeline ships as transformers' custom pipelines do (`Pipeline.save_pretrained`):
-`custom_pipelines` in config.json names `tracking_pipeline.VideoObjectTrackingPipeline`, and its file and the
+`custom_pipelines` in config.json names `video_tracking.VideoObjectTrackingPipeline`, and its file and the
 modules it imports (tracker, video decoding, crops, ...) are copied flat beside the model code. Those live in two
 packages (inference, processing) and import each other as `elysium.<package>.<module>`, so the copy rewrites each
 such import to its flat sibling (`from .tracker import ...`); `custom_object_save` copies only files that already
@@ -59,10 +59,10 @@ CODE_MODULES = (
 FORBIDDEN_IMPORTS = frozenset({"elysium", "av"})
 
 PIPELINE_TASK = "video-object-tracking"
-PIPELINE_MODULE = "elysium.inference.tracking_pipeline"
+PIPELINE_MODULE = "elysium.inference.video_tracking"
 CUSTOM_PIPELINES = {
     PIPELINE_TASK: {
-        "impl": "tracking_pipeline.VideoObjectTrackingPipeline",
+        "impl": "video_tracking.VideoObjectTrackingPipeline",
         "pt": ["AutoModelForImageTextToText"],
         "type": "multimodal",
     }

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from elysium.inference import default_model
-from elysium.inference.tracking_pipeline import VideoObjectTrackingPipeline
+from elysium.inference.video_tracking import VideoObjectTrackingPipeline
 from transformers import AutoModelForImageTextToText
 from transformers.pipelines import PIPELINE_REGISTRY
 

@@ -274,10 +274,10 @@ def test_released_layout_converts_to_a_folder_that_runs_without_the_package(tmp_
     assert config["t_selector_tokens"] == KEEP_SMALL
     assert config["auto_map"]["AutoModel"] == "modeling_elysium.ElysiumForConditionalGeneration"
     assert (
-        config["custom_pipelines"]["video-object-tracking"]["impl"] == "tracking_pipeline.VideoObjectTrackingPipeline"
+        config["custom_pipelines"]["video-object-tracking"]["impl"] == "video_tracking.VideoObjectTrackingPipeline"
     )
     assert json.loads((out / "processor_config.json").read_text())["prompt_format"] == "released"
-    assert {"modeling_elysium.py", "processing_elysium.py", "tracking_pipeline.py", "README.md"} <= {
+    assert {"modeling_elysium.py", "processing_elysium.py", "video_tracking.py", "README.md"} <= {
         p.name for p in out.iterdir()
     }
     assert "<question>ASSISTANT:" in (out / "README.md").read_text()

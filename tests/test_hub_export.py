@@ -29,7 +29,7 @@ EXPECTED_CODE = {
     "prompts.py",
     "released_format.py",
 }
-PIPELINE_CODE = {"tracking_pipeline.py", "tracker.py", "video.py", "crops.py", "boxes.py", "prompts.py"}
+PIPELINE_CODE = {"video_tracking.py", "tracker.py", "video.py", "crops.py", "boxes.py", "prompts.py"}
 
 # The start of a script for a fresh interpreter that cannot import `elysium` (the editable install's finder and any
 # path entry are removed); test_convert_released.py runs its own body after it too.
