@@ -5,7 +5,7 @@
 
 Prints the gradient norm of the vision tower, each T-Selector parameter, the projector, the LLM and the head for a
 few batches, and the vision features' mean norm a token. It found that the gate's straight-through gradient carried
-almost all of the vision tower's gradient in v3's first clutter-squares run (localization.md).
+almost all of the vision tower's gradient in v3's first clutter-squares run (docs/elysium-tiny/history.md).
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """Position-only grounding images: one square at a random place, always "the square", so a REC answer can come
-only from where the square is (docs/elysium-tiny/localization.md). From scratch, a tiny Elysium learns to point
+only from where the square is (docs/elysium-tiny/history.md). From scratch, a tiny Elysium learns to point
 only through these: first a bright square on a plain dark image, then a saturated one on the generated set's
 cluttered backgrounds, and from there the generated objects.
 
 With `--count LO HI` an image holds LO-HI squares, each of its own named colour (the generated set's `COLORS`),
 and the expression picks one: "the red square", or by place among them, "the leftmost square" / "the square on
 the left" (the generated set's words and margin). Whole frames of several objects are where RSOT starts, and a
-model trained on one square an image never learnt to choose among them (docs/elysium-tiny/localization.md).
+model trained on one square an image never learnt to choose among them (docs/elysium-tiny/history.md).
 
     elysium data squares --out DIR --images 3000 --seed 0 [--background plain|clutter] [--count 2 4]
 

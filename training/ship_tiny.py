@@ -136,6 +136,35 @@ def _gate(stage: dict[str, Any]) -> str:
     return "" if trains is None else ("trained" if trains else "held")
 
 
+# OpenCV's CSRT (opencv-contrib-python-headless 5.1, untrained, one thread) on `elysium heldout`'s own held-out set
+# (seed 1001, 60 videos, 186 tracks, the first 16 frames, got10k protocol), measured once by
+# `python benchmarks/csrt_baseline.py`: it depends on the data and OpenCV only, not on the model.
+CSRT_HELDOUT = {"tracks": 186, "seed": 1001, "success_auc": 0.765, "precision_20px": 0.948}
+
+
+def classical_tracker(report: dict[str, Any] | None) -> str:
+    """The card's section with CSRT beside the model on the same tracks (only for the held-out set CSRT ran on)."""
+    if report is None or report.get("settings", {}).get("seed") != CSRT_HELDOUT["seed"]:
+        return ""
+    name, scores = next(iter(report["models"].items()))
+    baseline = report["baselines"]["sot_first_box"]
+    rows = [("OpenCV CSRT", CSRT_HELDOUT), (name, scores["sot"]), ("first box repeated", baseline)]
+    table = "\n".join(f"| {n} | {100 * s['success_auc']:.1f} | {100 * s['precision_20px']:.1f} |" for n, s in rows)
+    return f"""### Beside a classical tracker
+
+OpenCV's CSRT (untrained, one thread) on the same {CSRT_HELDOUT["tracks"]} held-out tracks, the same first 16 frames
+and the same scoring (got10k protocol), from the first box:
+
+| SOT (x100) | AUC | precision (20 px) |
+| :-- | --: | --: |
+{table}
+
+`pip install -e ".[bench]" && python benchmarks/csrt_baseline.py --report docs/elysium-tiny/heldout/report.json`
+(it generates the held-out set as `elysium heldout` does). How the model got here, version by version: the
+package's `docs/elysium-tiny/history.md`.
+"""
+
+
 def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | None) -> str:
     """The export's card (usage, prompt and box format) with what elysium-tiny is and how well it does first."""
     head, _, rest = generic.partition("\n# Elysium\n")
@@ -172,6 +201,10 @@ scratch) that runs on a CPU with no download. It was trained by the package's ow
 videos only (`synthetic/`: colored shapes with nameable attributes, motion, occlusion, distractors), so it
 knows those objects and nothing else: use it to try the package end to end, not on real footage.
 
+**What it is for: a demo of the pipeline, not a tracker.** It beats trivial baselines on generated scenes, but an
+untrained classical tracker (OpenCV's CSRT) beats it by far on the same held-out tracks (below), and it cannot
+follow a real object such as a face: it has only ever seen coloured shapes. For real video, use Elysium-7B.
+
 ## Recipe
 
 `{recipe["command"]}` (`{recipe["config"]}`): data seed {recipe["data_seed"]}, {recipe["data"]["videos"]} videos;
@@ -197,8 +230,9 @@ Training curves: `training_curves.png` / `.json` in this folder; the full record
 
 {quality}
 
-Read these against the baselines: where the model does not beat them it does not track yet. Whether it reads the
-pixels at all: `python -m experiments.pixel_reliance` (the package's docs/elysium-tiny/pixel-reliance.md).
+Read these against the baselines: where the model does not beat them it does not track yet.
+
+{classical_tracker(report)}
 
 # Elysium
 {rest}"""
