@@ -273,9 +273,7 @@ def test_released_layout_converts_to_a_folder_that_runs_without_the_package(tmp_
     assert (vision["num_attention_heads"], vision["layer_norm_eps"], vision["image_size"]) == (4, 1e-6, 56)
     assert config["t_selector_tokens"] == KEEP_SMALL
     assert config["auto_map"]["AutoModel"] == "modeling_elysium.ElysiumForConditionalGeneration"
-    assert (
-        config["custom_pipelines"]["video-object-tracking"]["impl"] == "video_tracking.VideoObjectTrackingPipeline"
-    )
+    assert config["custom_pipelines"]["video-object-tracking"]["impl"] == "video_tracking.VideoObjectTrackingPipeline"
     assert json.loads((out / "processor_config.json").read_text())["prompt_format"] == "released"
     assert {"modeling_elysium.py", "processing_elysium.py", "video_tracking.py", "README.md"} <= {
         p.name for p in out.iterdir()
