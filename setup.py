@@ -6,7 +6,21 @@ as top-level names on PyPI), so code imports ``elysium.processing``, ``elysium.h
 
 from setuptools import setup
 
-FOLDERS = ["modeling_elysium", "processing", "training", "evaluation", "inference", "hub", "models", "assets"]
+FOLDERS = [
+    "modeling_elysium",
+    "processing",
+    "utils",
+    "synthetic",
+    "training",
+    "evaluation",
+    "inference",
+    "hub",
+    "models",
+    "assets",
+    "data_engine",  # `elysium data build`, the ElysiumTrack data engine
+]
+# The data engine's extra; CI installs only `.[test]`, so the test extra names them too.
+DATA = ["spacy>=3.7", "filterpy>=1.4.5"]
 
 setup(
     name="elysium",
@@ -18,9 +32,9 @@ setup(
     packages=["elysium"] + [f"elysium.{name}" for name in FOLDERS],
     package_dir={"elysium": "elysium_namespace", **{f"elysium.{name}": name for name in FOLDERS}},
     package_data={
-        "elysium.training": ["configs/*.yaml"],
-        # The shipped model is a save_pretrained folder (weights, processor, card, flat code for trust_remote_code),
-        # installed whole; its name is not a Python identifier, so setuptools sees its files as data.
+        "elysium.training": ["configs/*.yaml", "configs/accelerate/*.yaml"],
+        # The shipped model is a save_pretrained folder (weights, processor, card; no code: the package loads it with
+        # its own classes), installed whole; its name is not a Python identifier, so setuptools sees its files as data.
         "elysium.models": ["elysium-tiny/*", "elysium-tiny/**/*"],
         "elysium.assets": ["demo.mp4", "demo.json"],
     },
@@ -45,7 +59,19 @@ setup(
         "flash": ["flash-attn>=2.6"],
         "lora": ["peft>=0.13"],
         "eval": ["pycocoevalcap>=1.2"],
-        "test": ["pytest>=8", "hypothesis>=6", "six>=1.16", "got10k>=0.1.3", "pycocoevalcap>=1.2", "peft>=0.13", "ruff"],
+        "bench": ["opencv-contrib-python-headless>=4.8"],  # benchmarks/csrt_baseline.py
+        "deepspeed": ["deepspeed>=0.19"],  # training/configs/accelerate/deepspeed_zero{2,3}.yaml
+        "data": DATA,
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6",
+            "six>=1.16",
+            "got10k>=0.1.3",
+            "pycocoevalcap>=1.2",
+            "peft>=0.13",
+            "ruff",
+            *DATA,
+        ],
     },
     entry_points={"console_scripts": ["elysium=elysium.inference.cli:main"]},
 )

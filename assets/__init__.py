@@ -1,4 +1,7 @@
-"""The demo `elysium demo` tracks, bundled so a fresh install needs no download (regenerate: `make_demo`)."""
+"""The demo `elysium demo` tracks, bundled so a fresh install needs no download.
+
+Regenerate it with `python -m elysium.synthetic.demo`.
+"""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ model, same batches, one run.
         [--batch 8] [--steps 20]
 
 Loads the shipped elysium-tiny (or `--model`), draws batches of SOT / RSOT / Video-REG clips from a small generated
-set (`training/synth.py`) as the recipe's last stage builds them, and times forward + backward + AdamW step
+set (`synthetic/`) as the recipe's last stage builds them, and times forward + backward + AdamW step
 through `add_fused_lm_head`, the two modes alternating step by step. Most of an Elysium sequence is image tokens,
 which never carry a label.
 """
@@ -27,13 +27,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from elysium.modeling_elysium import ElysiumForConditionalGeneration  # noqa: E402
 from elysium.processing import ElysiumProcessor  # noqa: E402
+from elysium.synthetic import SynthConfig, synthesize  # noqa: E402
 from elysium.training.collator import ElysiumCollator  # noqa: E402
 from elysium.training.config import load_config, stage_configs  # noqa: E402
 from elysium.training.dataset_builder import build_train_dataset  # noqa: E402
 from elysium.training.model_setup import resize_frames  # noqa: E402
 from elysium.training.records import SkipCounts  # noqa: E402
 from elysium.training.sft import score_labelled_positions_only  # noqa: E402
-from elysium.training.synth import SynthConfig, synthesize  # noqa: E402
 from trl.trainer.utils import add_fused_lm_head  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")

@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py [--batch 8] [--steps 6] [--hidden 256] [--layers 4] [--attn sdpa]
 
 Builds a small random Elysium (CLIP 112 px -> 64 patches, T-Selector keeps 32 tokens a frame; Llama of width
-`--hidden`), draws a realistic mixed-length batch from generated synthetic videos (`training/synth.py`; clips of
+`--hidden`), draws a realistic mixed-length batch from generated synthetic videos (`synthetic/`; clips of
 2..8 frames at random strides, SOT / RSOT / Video-REG answers), and times forward + backward + optimizer step on
 the same batch collated both ways. tokens/s counts real tokens only (padding excluded), so the ratio is the useful
 speed-up. On CPU with sdpa the packed row gets a block-diagonal mask over the whole row; on GPU with
@@ -25,12 +25,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from elysium.modeling_elysium import ElysiumForConditionalGeneration  # noqa: E402
 from elysium.processing import ElysiumImageProcessor, ElysiumProcessor  # noqa: E402
+from elysium.synthetic import SynthConfig, synth_tokenizer, synthesize  # noqa: E402
 from elysium.training.collator import ElysiumCollator  # noqa: E402
 from elysium.training.frames import FrameStore  # noqa: E402
 from elysium.training.model_setup import tiny_model_config  # noqa: E402
 from elysium.training.records import SkipCounts, load_track_records, usable_track_records  # noqa: E402
 from elysium.training.samples import SampleBuilder  # noqa: E402
-from elysium.training.synth import SynthConfig, synth_tokenizer, synthesize  # noqa: E402
 
 
 def build(args: argparse.Namespace):

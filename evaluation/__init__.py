@@ -1,7 +1,8 @@
 """Model-independent evaluation: OPE tracking metrics under named protocols, benchmark readers,
 toolkit-format result files, plots, ``metrics.json``, and Video-REG caption scores.
 
-Nothing here imports the model, so any tracker's result files can be scored (``elysium score``).
+Nothing here imports the model, so any tracker's result files can be scored (``elysium score``); running a model
+over a benchmark is ``elysium.inference.benchmark_runner`` (tests/test_layout.py checks both).
 Plots and caption scoring import matplotlib and pycocoevalcap lazily, when used.
 """
 

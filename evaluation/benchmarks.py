@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elysium.atomic import write_text_atomic
+from elysium.utils.atomic import write_text_atomic
+from elysium.utils.paths import PathOutsideRootError, inside_root
 
 BENCHMARKS: tuple[str, ...] = ("lasot", "uav123", "otb", "got10k", "elysiumtrack")
 
@@ -114,7 +115,7 @@ def read_boxes(path: str | os.PathLike[str]) -> np.ndarray:
     """An ``(N, 4)`` float array from a box file: one box a line, comma, tab or space separated, NaN allowed."""
     path = Path(path)
     rows: list[list[float]] = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             text = line.strip()
             if not text:
@@ -132,7 +133,7 @@ def read_boxes(path: str | os.PathLike[str]) -> np.ndarray:
 
 def _read_flags(path: Path) -> np.ndarray:
     """0/1 flags separated by commas, spaces or newlines (LaSOT's one line, GOT-10k's one a line)."""
-    text = path.read_text(encoding="utf-8").strip()
+    text = path.read_text(encoding="utf-8-sig").strip()
     fields = [f for f in _SEPARATORS.split(text) if f]
     try:
         values = [float(f) for f in fields]
@@ -188,7 +189,7 @@ def read_lasot(root: str | os.PathLike[str], *, frames: bool = True, use_testing
     root = _require_dir(Path(root), "LaSOT")
     testing_set = root / "testing_set.txt"
     if use_testing_set and testing_set.is_file():
-        names = [line.strip() for line in testing_set.read_text(encoding="utf-8").splitlines() if line.strip()]
+        names = [line.strip() for line in testing_set.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     else:
         names = [
             seq.name
@@ -214,7 +215,7 @@ def read_lasot(root: str | os.PathLike[str], *, frames: bool = True, use_testing
             absent |= flags
         frame_paths = _frames_matching(folder / "img", len(gt)) if frames else ()
         nlp = folder / "nlp.txt"
-        description = nlp.read_text(encoding="utf-8").strip() if nlp.is_file() else None
+        description = nlp.read_text(encoding="utf-8-sig").strip() if nlp.is_file() else None
         return Sequence(name, frame_paths, gt, absent, None, "lasot", description)
 
     sequences, skipped = _read_sequences(names, read_one)
@@ -304,7 +305,7 @@ def read_got10k(root: str | os.PathLike[str], *, subset: str = "val", frames: bo
     list_file = root / subset / "list.txt"
     if not list_file.is_file():
         raise BenchmarkError(f"{list_file}: not found; expected GOT-10k's <root>/{subset}/list.txt")
-    names = [line.strip() for line in list_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = [line.strip() for line in list_file.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     if not names:
         raise BenchmarkError(f"{list_file}: lists no sequences")
 
@@ -373,7 +374,10 @@ def _elysiumtrack_sequence(record: Any, frame_root: Path) -> Sequence:
         if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
             raise BenchmarkError(f"box {index + 1} {box!r} is not finite")
         gt[index] = (x1 * width, y1 * height, (x2 - x1) * width, (y2 - y1) * height)
-    frame_paths = tuple(frame_root / f for f in frame_list)
+    try:
+        frame_paths = tuple(inside_root(frame_root, f) for f in frame_list)
+    except PathOutsideRootError as error:
+        raise BenchmarkError(str(error)) from None
     description = record.get("object_description")
     return Sequence(name, frame_paths, gt, None, (round(width), round(height)), "elysiumtrack", description)
 
@@ -387,7 +391,7 @@ def read_elysiumtrack(path: str | os.PathLike[str], *, frame_root: str | os.Path
     sequences: list[Sequence] = []
     skipped: list[tuple[str, str]] = []
     seen: set[str] = set()
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -8,7 +8,9 @@ Result files are toolkit format: ``DIR/<sequence>.txt``, one ``x,y,w,h`` line pe
 got10k toolkit's ``DIR/<seq>/<seq>_001.txt`` is read too). A sequence without a result file, or
 with one that cannot be scored, is reported on stderr and left out of the averages (as pytracking's
 ``skip_missing_seq``); ``sequences`` in the output says how many were scored, and ``--strict``
-turns any such gap into exit code 1.
+turns any such gap into exit code 1. A result file with more or fewer boxes than its sequence has frames is an
+error (the got10k toolkit asserts equal lengths); ``--missing-as-failure`` instead scores the frames a short file
+lacks as failures (IoU 0, no centre), and the output says how many.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .benchmarks import BENCHMARKS, Benchmark, BenchmarkError, load_benchmark, read_results
 from .ope import PROTOCOLS, OPEResult, SequenceScore, score_dataset, score_sequence
@@ -67,17 +71,24 @@ def add_parser(subparsers: Any) -> None:
         "--metrics", metavar="FILE", type=Path, help="write the full report (curves, per sequence) to this JSON file"
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when any sequence is missing or unscorable")
+    parser.add_argument(
+        "--missing-as-failure",
+        action="store_true",
+        help="score the frames a short result file lacks as failures (IoU 0) instead of refusing it",
+    )
     parser.set_defaults(run=run_score)
 
 
 def _score_tracker(
-    benchmark: Benchmark, results: Path, protocol: str
-) -> tuple[list[SequenceScore], list[str], list[tuple[str, str]], list[str]]:
-    """Scores of the sequences with usable results; the missing ones; the failed ones; length warnings."""
+    benchmark: Benchmark, results: Path, protocol: str, missing_as_failure: bool = False
+) -> tuple[list[SequenceScore], list[str], list[tuple[str, str]], list[str], int]:
+    """Scores of the sequences with usable results; the missing ones; the failed ones; result files whose length
+    is not the sequence's; how many missing frames were scored as failures (`missing_as_failure`)."""
     scores: list[SequenceScore] = []
     missing: list[str] = []
     failed: list[tuple[str, str]] = []
-    warnings: list[str] = []
+    mismatched: list[str] = []
+    padded = 0
     for sequence in benchmark:
         try:
             boxes = read_results(results, sequence.name)
@@ -87,8 +98,13 @@ def _score_tracker(
         except (BenchmarkError, OSError, UnicodeDecodeError) as error:
             failed.append((sequence.name, str(error)))
             continue
-        if len(boxes) != len(sequence):
-            warnings.append(f"{sequence.name}: {len(boxes)} result boxes for {len(sequence)} frames")
+        if len(boxes) != len(sequence.gt_boxes):
+            if not (missing_as_failure and len(boxes) < len(sequence.gt_boxes)):
+                mismatched.append(f"{sequence.name}: {len(boxes)} result boxes for {len(sequence.gt_boxes)} frames")
+                continue
+            # NaN boxes fail both tests of every protocol: no overlap, no centre within any distance
+            padded += len(sequence.gt_boxes) - len(boxes)
+            boxes = np.concatenate([boxes, np.full((len(sequence.gt_boxes) - len(boxes), 4), np.nan)])
         try:
             scores.append(
                 score_sequence(
@@ -102,7 +118,7 @@ def _score_tracker(
             )
         except ValueError as error:
             failed.append((sequence.name, str(error)))
-    return scores, missing, failed, warnings
+    return scores, missing, failed, mismatched, padded
 
 
 def _shorten(names: list[str], limit: int = 5) -> str:
@@ -111,7 +127,7 @@ def _shorten(names: list[str], limit: int = 5) -> str:
 
 def run_score(args: argparse.Namespace) -> int:
     """Score ``args.results`` on the benchmark; print the scores; return the exit code."""
-    from elysium.inference.cli import UserError
+    from elysium.utils.errors import UserError
 
     if args.benchmark == "got10k" and args.subset == "test":
         raise UserError("GOT-10k test ground truth is withheld: submit test results to the GOT-10k server")
@@ -125,12 +141,18 @@ def run_score(args: argparse.Namespace) -> int:
         if not folder.is_dir():
             raise UserError(f"{folder}: results folder not found")
 
-    scores, missing, failed, warnings = _score_tracker(benchmark, args.results, args.protocol)
+    scores, missing, failed, mismatched, padded = _score_tracker(
+        benchmark, args.results, args.protocol, args.missing_as_failure
+    )
+    if mismatched:
+        fix = "" if args.missing_as_failure else ", or pass --missing-as-failure to score missing frames as failures"
+        raise UserError(
+            f"{args.results}: {len(mismatched)} result file(s) do not hold one box per frame "
+            f"({_shorten(mismatched, 3)}); write one x,y,w,h line per frame{fix}"
+        )
     err = sys.stderr
     for name, reason in benchmark.skipped:
         print(f"skipped sequence {name}: {reason}", file=err)
-    for line in warnings:
-        print(f"warning: {line}", file=err)
     if missing:
         print(f"missing results for {len(missing)} of {len(benchmark)} sequences: {_shorten(missing)}", file=err)
     for name, reason in failed:
@@ -142,18 +164,25 @@ def run_score(args: argparse.Namespace) -> int:
     tracker = args.results.resolve().name
     trackers = {tracker: result}
     for folder in args.compare:
-        other, other_missing, other_failed, _ = _score_tracker(benchmark, folder, args.protocol)
-        if other_missing or other_failed:
-            gaps = len(other_missing) + len(other_failed)
+        other, other_missing, other_failed, other_mismatched, _ = _score_tracker(
+            benchmark, folder, args.protocol, args.missing_as_failure
+        )
+        if other_missing or other_failed or other_mismatched:
+            gaps = len(other_missing) + len(other_failed) + len(other_mismatched)
             print(f"{folder}: {gaps} of {len(benchmark)} sequences missing or unscorable", file=err)
         if other:
             name = folder.resolve().name
             trackers[name if name not in trackers else str(folder)] = score_dataset(other, args.protocol)
 
     if args.json:
-        print(json.dumps(result.summary()))
+        summary = result.summary()
+        if args.missing_as_failure:
+            summary["missing_frames_scored_as_failures"] = padded
+        print(json.dumps(summary))
     else:
         _print_table(trackers, args.protocol, args.benchmark)
+        if args.missing_as_failure:
+            print(f"{padded} missing frames scored as failures (IoU 0) (--missing-as-failure)")
     if args.metrics:
         from .report import ope_report, write_metrics_json
 

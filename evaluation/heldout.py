@@ -7,8 +7,8 @@ Baselines (what a model must beat to show it perceives anything):
   constant caption taken from the scored track's own reference would score it perfectly, a leak of ~10 CIDEr-D
   divided by the number of tracks, most of the baseline on a small set).
 Tracking is scored with One-Pass Evaluation (got10k protocol); captions with METEOR and CIDEr-D.
-`evaluate_heldout` = `track_heldout` (the predictions, kept by `elysium heldout` to draw failure cases) +
-`score_heldout`.
+Nothing here runs a model: `elysium.inference.benchmark_runner.track_heldout` makes the predictions (kept by
+`elysium heldout` to draw failure cases), `score_heldout` scores them (`evaluate_heldout` there does both).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from elysium.utils.paths import inside_root
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -60,13 +61,13 @@ def load_tracks(annotations: str | Path, limit: int | None = None, max_frames: i
     """Records of an ElysiumTrack JSONL whose frame paths are relative to the file's folder."""
     path = Path(annotations)
     tracks = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
         if limit is not None and len(tracks) >= limit:
             break
         record = json.loads(line)
         w, h = record["frame_size"]
         paths = record["frames"][:max_frames]
-        frames = [np.asarray(Image.open(path.parent / p).convert("RGB")) for p in paths]
+        frames = [np.asarray(Image.open(inside_root(path.parent, p)).convert("RGB")) for p in paths]
         boxes = np.asarray(record["box"][: len(paths)], dtype=np.float64) * [w, h, w, h]
         tracks.append(
             Track(
@@ -126,25 +127,6 @@ class HeldoutPredictions:
     rsot: list[np.ndarray]
 
 
-def track_heldout(
-    tracker: Any, tracks: Sequence[Track], batch_size: int = 8, progress: bool = True
-) -> HeldoutPredictions:
-    """Track every record twice with `tracker` (an `ElysiumTracker`): by its first-frame box and by its expression."""
-    from elysium.inference.tracker import VideoSource
-
-    sot, rsot = [], []
-    batches = range(0, len(tracks), batch_size)
-    for start in tqdm(batches, desc="held-out tracking", disable=not progress):
-        chunk = tracks[start : start + batch_size]
-        sources = [VideoSource.from_frames(t.frames) for t in chunk]
-        for result in tracker.track_batch(sources, boxes=[t.boxes[0].tolist() for t in chunk]):
-            sot.append(np.asarray(result.boxes, dtype=np.float64))
-        sources = [VideoSource.from_frames(t.frames) for t in chunk]
-        for result in tracker.track_batch(sources, expressions=[t.expression for t in chunk]):
-            rsot.append(np.asarray(result.boxes, dtype=np.float64))
-    return HeldoutPredictions(sot, rsot)
-
-
 def first_boxes(tracks: Sequence[Track]) -> list[np.ndarray]:
     """The SOT baseline: the first-frame box repeated in every frame."""
     return [np.repeat(t.boxes[:1], len(t.frames), 0) for t in tracks]
@@ -193,18 +175,6 @@ def score_heldout(
             {"id": k, "prediction": predicted[k], "reference": references[k]} for k in list(references)[:5]
         ]
     return report
-
-
-def evaluate_heldout(
-    tracker: Any,
-    tracks: Sequence[Track],
-    batch_size: int = 8,
-    captions: bool = True,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """SOT, RSOT and Video-REG scores of `tracker` (an `ElysiumTracker`) on `tracks`, each beside its baseline."""
-    predictions = track_heldout(tracker, tracks, batch_size, progress)
-    return score_heldout(tracker, tracks, predictions, captions, progress)
 
 
 def mean_ious(predictions: Sequence[np.ndarray], tracks: Sequence[Track]) -> list[float]:

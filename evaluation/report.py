@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elysium.atomic import write_json_atomic
+from elysium.utils.atomic import write_json_atomic
 
 from .ope import OPEResult
 

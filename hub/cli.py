@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from elysium.inference.cli import UserError
+from elysium.utils.errors import UserError
 
 
 def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from elysium.inference.loading import check_weights_file, load_error_message
+
     from .export import ExportError, PushError, export, push_folder
 
+    if Path(args.model).is_dir():
+        check_weights_file(Path(args.model))  # an empty or cut model.safetensors: one line, before loading
     try:
         out = export(
             args.model,
@@ -21,6 +27,8 @@ def _export(args: argparse.Namespace) -> int:
         )
     except ExportError as error:
         raise UserError(str(error)) from error
+    except (OSError, ValueError, RuntimeError) as error:  # e.g. a config.json that does not match the weights
+        raise UserError(load_error_message(Path(args.model), error)) from None
     print(f"exported {out}")
     if args.push_to_hub:
         try:
@@ -71,12 +79,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "convert-released",
         help="convert the released sty-yyj/elysium_7b checkpoint to this package's layout",
         description="Rename the released checkpoint's weights (visual_encoder, adapter, llm_proj, llm) to "
-        "ElysiumForConditionalGeneration's and write a folder that from_pretrained loads.",
+        "ElysiumForConditionalGeneration's, read the LLM/CLIP configs its config.json names (local folders or the "
+        "local Hub cache only), and write the Hub-ready folder `elysium export` writes, with the released prompt "
+        "format: AutoModel.from_pretrained(out, trust_remote_code=True) loads it.",
     )
     convert.add_argument("--src", required=True, help="released checkpoint: a folder, or one .bin/.pt/.safetensors")
     convert.add_argument("--out", required=True, help="folder to write")
     convert.add_argument("--config", help="ElysiumConfig JSON to use instead of the source's or the inferred one")
-    convert.add_argument("--tokenizer", help="tokenizer folder (default: the source folder's, if it has one)")
+    convert.add_argument(
+        "--tokenizer", help="tokenizer folder (default: the source folder's, else the LLM's its config.json names)"
+    )
     convert.add_argument(
         "--t-selector-tokens", type=int, default=None, help="tokens kept per frame (default: config's, else 108)"
     )

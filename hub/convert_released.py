@@ -12,6 +12,15 @@ Derived buffers that older transformers saved (`position_ids`, `rotary_emb.inv_f
 unknown key, and any weight the model needs that the source lacks, fails the conversion by name. The weights are
 read and written one shard at a time, so memory holds one source shard, not the 7B model.
 
+The released config.json also says `model_type: "elysium"` but is not ours: it names the LLM and CLIP the released
+code loads (`llm_config` / `visual_config.pretrained_model_name_or_path`) and the tokens kept
+(`adapter_config.out_token_num`). Those configs are read from local folders or the local Hub cache (never downloaded);
+where one is not there, the Elysium-7B parts (Vicuna-7B v1.5, CLIP-ViT-L/14-336) are assumed with a warning that
+names the assumed fields. Shapes always come from the weights.
+
+The output is the Hub-ready folder `elysium export` writes (code, `auto_map`, processor, card), with the processor's
+`prompt_format="released"` so it asks with exactly the released token ids.
+
 `t_selector_straight_through` stays True: the forward value is identical either way (`s / s.detach()` is 1), and
 True lets the gate learn when the converted model is fine-tuned (the released argsort gave it no gradient).
 """
@@ -31,7 +40,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .export import atomic_folder
+from .export import atomic_folder, make_hub_ready
 
 logger = logging.getLogger(__name__)
 
@@ -225,12 +234,89 @@ def infer_config_kwargs(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
     return {"vision_config": vision, "text_config": text}
 
 
+RELEASED_KEYS = ("adapter_config", "llm_config", "visual_config")
+# Fields no weight shape fixes, which a missing LLM / CLIP config leaves to the Elysium-7B parts.
+ASSUMED_TEXT_FIELDS = (
+    "rms_norm_eps", "max_position_embeddings", "rope_parameters", "hidden_act", "head_dim (128)", "bos_token_id",
+    "eos_token_id", "pad_token_id",
+)  # fmt: skip
+ASSUMED_VISION_FIELDS = ("layer_norm_eps", "hidden_act", "head_dim (64)", "projection_dim")
+
+
+def is_released_config(data: dict[str, Any]) -> bool:
+    """The released code's config.json (also `model_type: "elysium"`), told from ours by its own sub-configs."""
+    return any(key in data for key in RELEASED_KEYS) and not {"text_config", "vision_config"} & set(data)
+
+
+def _named_path(section: Any) -> str | None:
+    if isinstance(section, dict):
+        name = section.get("pretrained_model_name_or_path")
+        return str(name) if name else None
+    return None
+
+
+def local_pretrained_config(name: str | None, sub: str | None = None) -> Any:
+    """The config `name` points at, from a local folder or the local Hub cache only (no download); None if absent.
+
+    `sub` takes a sub-config (a full CLIPConfig's `vision_config`)."""
+    if not name:
+        return None
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError) as error:
+        logger.info("No local config for %s: %s", name, str(error).splitlines()[0] if str(error) else error)
+        return None
+    return getattr(config, sub, config) if sub else config
+
+
+def _config_fields(config: Any) -> dict[str, Any]:
+    data = config.to_dict()
+    for key in ("transformers_version", "architectures", "dtype", "torch_dtype", "_name_or_path", "auto_map"):
+        data.pop(key, None)
+    return data
+
+
+def released_config_kwargs(data: dict[str, Any], source: Path) -> tuple[dict, dict, int | None]:
+    """(vision fields, text fields, tokens kept) of a released config.json, reading the LLM and CLIP it names."""
+    llm_name = _named_path(data.get("llm_config"))
+    clip_name = _named_path(data.get("visual_config"))
+    text = local_pretrained_config(llm_name)
+    vision = local_pretrained_config(clip_name, sub="vision_config")
+    if vision is not None and getattr(vision, "model_type", None) not in ("clip_vision_model", None):
+        raise ConversionError(f"{source}: visual_config names {clip_name}, a {vision.model_type}, not CLIP.")
+    if text is not None and hasattr(text, "text_config"):
+        text = text.text_config
+    for what, name, found, fields in (
+        ("llm_config", llm_name, text, ASSUMED_TEXT_FIELDS),
+        ("visual_config", clip_name, vision, ASSUMED_VISION_FIELDS),
+    ):
+        if found is None:
+            part = "Vicuna-7B v1.5" if what == "llm_config" else "CLIP-ViT-L/14-336"
+            logger.warning(
+                "%s: %s names %s, which is neither a local folder nor in the local Hugging Face cache; assuming "
+                "%s's %s (shapes come from the weights). Pass a local folder or download its config.json to be exact.",
+                source, what, name or "no model", part, ", ".join(fields),
+            )  # fmt: skip
+    keep = (data.get("adapter_config") or {}).get("out_token_num")
+    return (
+        _config_fields(vision) if vision is not None else {},
+        _config_fields(text) if text is not None else {},
+        int(keep) if keep is not None else None,
+    )
+
+
 def build_config(
     src: Path, shapes: dict[str, tuple[int, ...]], config_path: str | os.PathLike | None, t_selector_tokens: int | None
 ) -> Any:
-    """The ElysiumConfig: `--config`, else the source's config.json if it is an Elysium one, else 7B defaults with
-    the shapes the weights give (the weights win over defaults, so a differently sized checkpoint still loads)."""
+    """The ElysiumConfig: `--config`, else the source's config.json (ours, or the released one with the configs it
+    names), else 7B defaults; the shapes the weights give always win, so a checkpoint of any size loads."""
     from elysium.modeling_elysium import ElysiumConfig
+
+    named_vision: dict[str, Any] = {}
+    named_text: dict[str, Any] = {}
+    released_keep = None
 
     candidates = [Path(config_path)] if config_path else ([src / "config.json"] if src.is_dir() else [])
     for path in candidates:
@@ -239,6 +325,10 @@ def build_config(
                 raise ConversionError(f"--config {path} does not exist.")
             continue
         data = json.loads(path.read_text())
+        if is_released_config(data):
+            logger.info("%s is the released code's config; reading the LLM and CLIP configs it names", path)
+            named_vision, named_text, released_keep = released_config_kwargs(data, path)
+            break
         if data.get("model_type") == "elysium":
             data.pop("auto_map", None)
             if t_selector_tokens is not None:
@@ -249,17 +339,38 @@ def build_config(
             raise ConversionError(f"--config {path} is not an Elysium config (model_type {data.get('model_type')!r}).")
         logger.warning("%s is not an Elysium config; inferring the shapes from the weights instead.", path)
     kwargs = infer_config_kwargs(shapes)
-    defaults = ElysiumConfig()  # Elysium-7B: its vision/text settings fill what the weights do not fix
-    vision = {**defaults.vision_config.to_dict(), **kwargs["vision_config"], "model_type": "clip_vision_model"}
-    text = {**defaults.text_config.to_dict(), **kwargs["text_config"], "model_type": "llama"}
-    for sub in (vision, text):
-        for key in ("transformers_version", "architectures", "dtype", "torch_dtype"):
-            sub.pop(key, None)
-    text.pop("head_dim", None)
+    defaults = ElysiumConfig()  # Elysium-7B: its vision/text settings fill what the weights and named configs do not
+    for part, named, inferred in (("visual_config", named_vision, kwargs["vision_config"]),
+                                  ("llm_config", named_text, kwargs["text_config"])):  # fmt: skip
+        for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "image_size", "patch_size"):
+            if key in named and key in inferred and named[key] != inferred[key]:
+                raise ConversionError(
+                    f"{src}: the config {part} names has {key}={named[key]} but the weights have {inferred[key]}; "
+                    "the named model is not the one these weights were built on (pass --config to override)."
+                )
+    if named_vision:  # a named config knows its heads; the weights only the widths
+        kwargs["vision_config"].pop("num_attention_heads")
+    if named_text:
+        kwargs["text_config"].pop("num_attention_heads")
+        kwargs["text_config"].pop("num_key_value_heads")
+        heads = named_text.get("num_attention_heads") or defaults.text_config.num_attention_heads
+        head_dim = kwargs["text_config"]["hidden_size"] // heads
+        kv = shapes["llm.model.layers.0.self_attn.k_proj.weight"][0] // head_dim
+        kwargs["text_config"]["num_key_value_heads"] = kv
+    vision = {
+        **_config_fields(defaults.vision_config),
+        **named_vision,
+        **kwargs["vision_config"],
+        "model_type": "clip_vision_model",
+    }
+    text = {**_config_fields(defaults.text_config), **named_text, **kwargs["text_config"], "model_type": "llama"}
+    if not named_text or named_text.get("head_dim") in (None, named_text.get("hidden_size", 0) // heads):
+        text.pop("head_dim", None)  # derived from hidden_size / heads
+    keep = t_selector_tokens if t_selector_tokens is not None else released_keep
     return ElysiumConfig(
         vision_config=vision,
         text_config=text,
-        t_selector_tokens=t_selector_tokens if t_selector_tokens is not None else defaults.t_selector_tokens,
+        t_selector_tokens=keep if keep is not None else defaults.t_selector_tokens,
         t_selector_straight_through=True,
     )
 
@@ -267,13 +378,32 @@ def build_config(
 # --------------------------------------------------------------------------------------------------------- tokenizer
 
 
-def load_tokenizer(tokenizer_dir: Path | None) -> Any:
-    """The source tokenizer with `<image>` added (left padding, a pad token), or None if there is none."""
-    if tokenizer_dir is None or not any((tokenizer_dir / name).is_file() for name in TOKENIZER_FILES[:2]):
+def tokenizer_source(src: Path, tokenizer: str | os.PathLike | None) -> str | None:
+    """Where the tokenizer comes from: `--tokenizer`, the source folder, else the LLM the released config names
+    (the released code loads Vicuna's tokenizer from there), if that is a local folder or in the Hub cache."""
+    if tokenizer:
+        return str(tokenizer)
+    if src.is_dir() and any((src / name).is_file() for name in TOKENIZER_FILES[:2]):
+        return str(src)
+    config_file = src / "config.json" if src.is_dir() else None
+    if config_file is not None and config_file.is_file():
+        data = json.loads(config_file.read_text())
+        if is_released_config(data):
+            return _named_path(data.get("llm_config"))
+    return None
+
+
+def load_tokenizer(name: str | None) -> Any:
+    """The tokenizer (local files only) with `<image>` added (left padding, a pad token), or None if there is none."""
+    if name is None:
         return None
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, padding_side="left")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, padding_side="left", local_files_only=True)
+    except (OSError, ValueError) as error:
+        logger.warning("No tokenizer at %s (%s)", name, str(error).splitlines()[0] if str(error) else error)
+        return None
     tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
@@ -313,8 +443,10 @@ def convert_released(
     shapes = source_shapes(shards)
     cfg = build_config(src, shapes, config, t_selector_tokens)
 
-    tokenizer_dir = Path(tokenizer) if tokenizer else (src if src.is_dir() else None)
-    tok = load_tokenizer(tokenizer_dir)
+    tokenizer_name = tokenizer_source(src, tokenizer)
+    tok = load_tokenizer(tokenizer_name)
+    if tok is None and tokenizer:
+        raise ConversionError(f"--tokenizer {tokenizer} holds no tokenizer (tokenizer.json or tokenizer.model).")
     rows = shapes.get("llm.model.embed_tokens.weight", (cfg.text_config.vocab_size,))[0]
     image_token_id = tok.convert_tokens_to_ids(IMAGE_TOKEN) if tok is not None else cfg.image_token_id
     vocab = max(rows, image_token_id + 1, len(tok) if tok is not None else 0)
@@ -366,14 +498,22 @@ def convert_released(
         if first_dtype is not None:
             cfg.dtype = first_dtype
         cfg.save_pretrained(tmp)
+        processor = None
         if tok is not None:
             from elysium.processing import ElysiumImageProcessor, ElysiumProcessor
 
             size = {"height": cfg.vision_config.image_size, "width": cfg.vision_config.image_size}
-            processor = ElysiumProcessor(ElysiumImageProcessor(size=size), tok, num_image_tokens=cfg.t_selector_tokens)
+            processor = ElysiumProcessor(
+                ElysiumImageProcessor(size=size), tok, num_image_tokens=cfg.t_selector_tokens, prompt_format="released"
+            )
             processor.save_pretrained(tmp)
-        elif tokenizer_dir is not None:
-            logger.warning("No tokenizer in %s; save an ElysiumProcessor beside the model before exporting.", src)
+        else:
+            logger.warning(
+                "No tokenizer for %s (none in the folder, no local one for the LLM its config names); the folder "
+                "has no processor. Pass --tokenizer with Vicuna-7B v1.5's tokenizer folder.",
+                src,
+            )
+        make_hub_ready(tmp, cfg, processor)
         notes = tmp / "CONVERSION.md"
         notes.write_text(
             f"Converted from the released Elysium checkpoint ({src.name}) by `elysium convert-released`.\n\n"
@@ -381,6 +521,8 @@ def convert_released(
             "- `t_selector_straight_through: true`: same forward value as the released argsort selection, but the\n"
             "  gate gets a gradient if this model is fine-tuned.\n"
             f"- `<image>` is token {image_token_id}; vocabulary {rows} -> {vocab} rows.\n"
+            "- the processor's `prompt_format` is `released`: the released prompt text, template wording and\n"
+            "  piecewise token ids (each piece between `<image>`s encoded with `<s>`; answers alone, then `</s>`).\n"
         )
     logger.info("Converted %s -> %s (%d tensors)", src, out, len(weight_map))
     return Path(out).absolute()

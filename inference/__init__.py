@@ -3,7 +3,15 @@
 import elysium.modeling_elysium  # noqa: F401  (registers the Auto classes the pipeline loads with)
 import elysium.processing  # noqa: F401
 
-from .pipeline import TASK, VideoObjectTrackingPipeline
+from .pipeline import TASK, VideoObjectTrackingPipeline, tracking_pipeline
 from .tracker import ElysiumTracker, TrackedFrame, TrackResult, VideoSource
 
-__all__ = ["ElysiumTracker", "TASK", "TrackResult", "TrackedFrame", "VideoObjectTrackingPipeline", "VideoSource"]
+__all__ = [
+    "ElysiumTracker",
+    "TASK",
+    "TrackResult",
+    "TrackedFrame",
+    "VideoObjectTrackingPipeline",
+    "VideoSource",
+    "tracking_pipeline",
+]

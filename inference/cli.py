@@ -12,19 +12,17 @@ import argparse
 import importlib
 import sys
 
+from elysium.utils.errors import UserError
+
 _COMMAND_MODULES = [
     "elysium.hub.cli",
     "elysium.inference.track_cli",
     "elysium.inference.demo_cli",
     "elysium.inference.eval_cli",
     "elysium.evaluation.cli",
-    "elysium.evaluation.heldout_cli",
+    "elysium.inference.heldout_cli",
     "elysium.training.data_cli",
 ]
-
-
-class UserError(Exception):
-    """A problem with the user's input: printed as ``error: ...`` with exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,15 +39,18 @@ def mean_iou(frames: list[dict[str, Any]], truth: list[list[float]], skip_first:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from elysium.atomic import write_json_atomic
     from elysium.inference.default_model import DEFAULT_MODEL
     from elysium.inference.loading import load_model_and_processor
     from elysium.inference.track_cli import describe_video, track_to_files
     from elysium.inference.tracker import ElysiumTracker
+    from elysium.utils.atomic import write_json_atomic
+    from elysium.utils.errors import check_at_least, check_out_folder
 
+    check_at_least([("--max-new-tokens", args.max_new_tokens, 1)])
+    check_out_folder(args.out)
     demo = load_demo()
     model_name = str(args.model or DEFAULT_MODEL)
-    model, processor = load_model_and_processor(args.model, args.device)
+    model, processor = load_model_and_processor(args.model, args.device, trust_remote_code=args.trust_remote_code)
     tracker = ElysiumTracker(model, processor, max_new_tokens=args.max_new_tokens)
     width, height = demo["frame_size"]
     box_text = ",".join(str(v) for v in demo["box"])

@@ -5,30 +5,48 @@ from __future__ import annotations
 import argparse
 import sys
 
-from elysium.inference.cli import UserError
+from elysium.utils.errors import UserError, check_at_least, check_out_folder
 
 
 def run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from elysium.evaluation.benchmarks import BenchmarkError, load_benchmark
-    from elysium.evaluation.runner import EvalRunError, run_benchmark
+    from elysium.inference.benchmark_runner import EvalRunError, run_benchmark
     from elysium.inference.default_model import DEFAULT_MODEL
+    from elysium.inference.heldout_cli import model_fingerprint
     from elysium.inference.loading import load_model_and_processor
     from elysium.inference.tracker import ElysiumTracker
     from tqdm.auto import tqdm
 
-    if args.max_frames is not None and args.max_frames < 1:
-        raise UserError(f"--max-frames must be >= 1, got {args.max_frames}.")
+    check_at_least(
+        [
+            ("--max-frames", args.max_frames, 1),
+            ("--batch-size", args.batch_size, 1),
+            ("--clip-len", args.clip_len, 2),
+            ("--max-new-tokens", args.max_new_tokens, 1),
+        ]
+    )
+    out = Path(args.out) if args.out else Path(f"eval_{args.benchmark}_{args.task}")
+    check_out_folder(str(out))
     try:  # read the benchmark before loading the model: a wrong --root fails in a second
         benchmark = load_benchmark(args.benchmark, args.root, subset=args.subset)
     except BenchmarkError as error:
         raise UserError(str(error)) from None
     if not benchmark.sequences:
         raise UserError(f"{args.root}: no readable {args.benchmark} sequence ({len(benchmark.skipped)} skipped).")
-    model, processor = load_model_and_processor(args.model, args.device)
+    model, processor = load_model_and_processor(args.model, args.device, trust_remote_code=args.trust_remote_code)
     tracker = ElysiumTracker(model, processor, clip_len=args.clip_len, max_new_tokens=args.max_new_tokens)
-    out = Path(args.out) if args.out else Path(f"eval_{args.benchmark}_{args.task}")
+    # Results are resumed only if made with these weights and settings (as `elysium heldout` reuses its results);
+    # --max-new-tokens and --batch-size are budgets, not settings, and may change between resumed runs.
+    key = {
+        **model_fingerprint(args.model or DEFAULT_MODEL),
+        "benchmark": args.benchmark,
+        "clip_len": tracker.clip_len,
+        "search_context": tracker.search_context,
+        "views": tracker.views,
+        "box_scale": tracker.box_scale,
+    }
     progress = tqdm(
         total=len(benchmark.sequences), unit="seq", desc=args.benchmark, file=sys.stderr, disable=args.quiet
     )
@@ -48,6 +66,7 @@ def run_eval(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             tracker_name=Path(args.model or DEFAULT_MODEL).name or "Elysium",
             on_sequence=step,
+            key=key,
         )
     except EvalRunError as error:
         raise UserError(str(error)) from None
@@ -74,6 +93,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from elysium.evaluation.benchmarks import BENCHMARKS
     from elysium.evaluation.ope import PROTOCOLS
+    from elysium.inference.track_cli import add_trust_argument
 
     parser = subparsers.add_parser(
         "eval",
@@ -95,5 +115,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
+    add_trust_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_eval)

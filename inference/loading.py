@@ -23,9 +23,16 @@ def resolve_device(device: str | None) -> torch.device:
     return resolved
 
 
-def load_model_and_processor(model_path: str | Path | None, device: str | None = None) -> tuple[Any, Any]:
+def load_model_and_processor(
+    model_path: str | Path | None, device: str | None = None, *, trust_remote_code: bool = False
+) -> tuple[Any, Any]:
     """A local folder (None: the packaged `elysium-tiny`) -> `(ElysiumForConditionalGeneration in eval mode,
-    ElysiumProcessor)`."""
+    ElysiumProcessor)`.
+
+    Code in the folder (a config's `auto_map`) never runs unless `trust_remote_code=True` (`--trust-remote-code`):
+    this package's own model type is registered with the Auto classes, so its folders load without it, and a
+    folder that needs its own code is refused with one line instead of transformers' interactive prompt.
+    """
     import elysium.modeling_elysium  # noqa: F401  (registers the Auto classes)
     import elysium.processing  # noqa: F401
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -44,12 +51,131 @@ def load_model_and_processor(model_path: str | Path | None, device: str | None =
             f"{folder} has no config.json, so it is not a saved model; pass the folder save_pretrained wrote."
         )
     target = resolve_device(device)
+    if not trust_remote_code:
+        check_no_remote_code(folder)
+    check_weights_file(folder)
     hf_logging.disable_progress_bar()  # one-line CLI output: no "Loading weights" bar
+    report = _HeldRecords(hf_logging.get_logger("transformers.modeling_utils"))
     try:
-        processor = AutoProcessor.from_pretrained(folder)
+        processor = AutoProcessor.from_pretrained(folder, trust_remote_code=trust_remote_code)
         dtype = torch.float32 if target.type == "cpu" else "auto"
-        model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype)
-    except (OSError, ValueError, KeyError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"cannot load the model in {folder}: {first_line}") from None
+        with report:
+            model, info = AutoModelForImageTextToText.from_pretrained(
+                folder, dtype=dtype, trust_remote_code=trust_remote_code, output_loading_info=True
+            )
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as error:
+        raise UserError(load_error_message(folder, error)) from None
+    missing, unexpected = sorted(info.get("missing_keys") or []), sorted(info.get("unexpected_keys") or [])
+    if missing or unexpected:  # the config builds another model than the weights hold: it would run half random
+        names = ", ".join((missing + unexpected)[:3])
+        raise UserError(
+            f"cannot load the model in {folder}: its config.json does not match its weights ({len(missing)} tensors "
+            f"missing from the weights, {len(unexpected)} not in the model, e.g. {names}); use the config.json saved "
+            "with these weights (save_pretrained writes both)."
+        )
+    report.release()
     return model.to(target).eval(), processor
+
+
+class _HeldRecords:
+    """Holds a logger's records while loading: transformers' multi-line load report is shown only if the load
+    succeeds (`release`), not before the one-line error that replaces it when the load fails."""
+
+    def __init__(self, logger: Any):
+        self.logger, self.records = logger, []
+
+    def filter(self, record: Any) -> bool:
+        self.records.append(record)
+        return False
+
+    def __enter__(self) -> _HeldRecords:
+        self.logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.logger.removeFilter(self)
+
+    def release(self) -> None:
+        for record in self.records:
+            self.logger.handle(record)
+        self.records = []
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def load_error_message(folder: Path, error: BaseException) -> str:
+    """One line for a folder transformers could not load: a config that does not match its weights gets the fix."""
+    text = str(error)
+    if "size mismatch" in text or "ignore_mismatched_sizes" in text:
+        detail = next((line.strip() for line in text.splitlines() if "size mismatch" in line), "tensor shapes differ")
+        return (
+            f"cannot load the model in {folder}: its config.json does not match its weights ({detail}); "
+            "use the config.json saved with these weights (save_pretrained writes both)."
+        )
+    return f"cannot load the model in {folder}: {_first_line(error)}"
+
+
+def check_no_remote_code(folder: Path) -> None:
+    """Refuse a folder whose config needs its own code (an `auto_map` for a model type this install does not know)
+    unless the user trusts it; the check reads config.json only, so nothing in the folder runs."""
+    import json
+
+    from transformers import CONFIG_MAPPING
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UserError(
+            f"{folder / 'config.json'} is not readable JSON ({_first_line(error)}); save the model again."
+        ) from None
+    if not isinstance(config, dict):
+        raise UserError(f"{folder / 'config.json'} is not a JSON object; save the model again.")
+    model_type = config.get("model_type")
+    if config.get("auto_map") and model_type not in CONFIG_MAPPING:
+        raise UserError(
+            f"{folder} needs its own code to load (model_type {model_type!r} with an auto_map) and that code "
+            "would run on this machine; pass --trust-remote-code (in Python: trust_remote_code=True) only if you "
+            "trust the folder's author."
+        )
+
+
+def check_weights_file(folder: Path) -> None:
+    """A `model.safetensors` that is empty or cut short fails with one line naming the file, before loading."""
+    from safetensors import SafetensorError, safe_open
+
+    for weights in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt") as handle:
+                names = list(handle.keys())
+                for name in names[-1:]:  # the last tensor lies at the end of the file: a cut file fails here
+                    handle.get_slice(name)
+            end = _safetensors_end(weights)
+        except (SafetensorError, OSError, ValueError) as error:
+            raise UserError(
+                f"{weights} is empty, truncated or not a safetensors file ({_first_line(error)}); copy or download "
+                "the weights again, or save the model again with save_pretrained."
+            ) from None
+        size = weights.stat().st_size
+        if end is not None and size < end:
+            raise UserError(
+                f"{weights} is truncated ({size} bytes of the {end} its header lists); copy or download the "
+                "weights again, or save the model again with save_pretrained."
+            )
+
+
+def _safetensors_end(weights: Path) -> int | None:
+    """The file size a safetensors header promises (8-byte length + header + the last tensor's end offset)."""
+    import json
+    import struct
+
+    with open(weights, "rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            raise ValueError("shorter than a safetensors header")
+        (length,) = struct.unpack("<Q", head)
+        header = json.loads(handle.read(length))
+    ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    return 8 + length + max(ends, default=0)

@@ -313,6 +313,22 @@ class ElysiumTracker:
             return "generate"
         return self._decoder_asked if self._decoder_asked == "strict" else "constrained"
 
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_path: str | Path | None = None,
+        *,
+        device: str | None = None,
+        trust_remote_code: bool = False,
+        **kwargs: Any,
+    ) -> ElysiumTracker:
+        """A tracker on a saved model folder (None: the packaged `elysium-tiny`); the folder's own code never runs
+        unless `trust_remote_code=True`. `kwargs` go to the constructor (clip_len, max_new_tokens, ...)."""
+        from elysium.inference.loading import load_model_and_processor
+
+        model, processor = load_model_and_processor(model_path, device, trust_remote_code=trust_remote_code)
+        return cls(model, processor, **kwargs)
+
     # -- bookkeeping ------------------------------------------------------------------------------------------
 
     def reset_stats(self) -> None:

@@ -53,6 +53,8 @@ class ElysiumConfig(PreTrainedConfig):
     attribute_map = {"image_token_index": "image_token_id"}
 
     sub_configs_defaults = {
+        # openai/clip-vit-large-patch14-336's vision_config (its hidden_act quick_gelu and layer_norm_eps 1e-5 are
+        # CLIPVisionConfig's defaults, written out so the 7B never depends on them).
         "vision_config": SubConfigSpec(
             config_class=AutoConfig,
             model_type="clip_vision_model",
@@ -61,12 +63,38 @@ class ElysiumConfig(PreTrainedConfig):
                 "hidden_size": 1024,
                 "patch_size": 14,
                 "image_size": 336,
+                "num_channels": 3,
                 "num_hidden_layers": 24,
                 "num_attention_heads": 16,
                 "projection_dim": 768,
+                "hidden_act": "quick_gelu",
+                "layer_norm_eps": 1e-5,
             },
         ),
-        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama"),
+        # lmsys/vicuna-7b-v1.5's config.json, field by field: LlamaConfig's own defaults differ in rms_norm_eps
+        # (1e-6), max_position_embeddings (2048) and pad_token_id (None), which would put every RMSNorm of a
+        # converted Elysium-7B off.
+        "text_config": SubConfigSpec(
+            config_class=AutoConfig,
+            model_type="llama",
+            init_kwargs={
+                "vocab_size": 32000,
+                "hidden_size": 4096,
+                "intermediate_size": 11008,
+                "num_hidden_layers": 32,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 32,
+                "hidden_act": "silu",
+                "max_position_embeddings": 4096,
+                "rms_norm_eps": 1e-5,
+                "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+                "attention_bias": False,
+                "bos_token_id": 1,
+                "eos_token_id": 2,
+                "pad_token_id": 0,
+                "tie_word_embeddings": False,
+            },
+        ),
     }
 
     vision_config: dict | PreTrainedConfig | None = None

@@ -330,6 +330,7 @@ class ElysiumForConditionalGeneration(ElysiumPreTrainedModel, GenerationMixin):
         vision_model_name_or_path: str,
         text_model_name_or_path: str,
         t_selector_tokens: int = 108,
+        trust_remote_code: bool = False,
         **config_kwargs,
     ) -> "ElysiumForConditionalGeneration":
         """A fresh Elysium from a pretrained CLIP vision tower and a pretrained Llama/Vicuna, as the paper starts.
@@ -337,10 +338,11 @@ class ElysiumForConditionalGeneration(ElysiumPreTrainedModel, GenerationMixin):
         Adds `<image>` to the LLM's tokenizer (resizing the embeddings); the T-Selector and projector start random.
         Build the matching processor with `ElysiumProcessor.from_vision_text_pretrained` on the same paths.
         """
-        vision = AutoModel.from_pretrained(vision_model_name_or_path)
+        trust = {"trust_remote_code": trust_remote_code}  # never run the parts' own code unless asked
+        vision = AutoModel.from_pretrained(vision_model_name_or_path, **trust)
         vision = getattr(vision, "vision_model", vision)  # a full CLIPModel checkpoint gives its vision half
-        language = AutoModelForCausalLM.from_pretrained(text_model_name_or_path)
-        tokenizer = AutoTokenizer.from_pretrained(text_model_name_or_path)
+        language = AutoModelForCausalLM.from_pretrained(text_model_name_or_path, **trust)
+        tokenizer = AutoTokenizer.from_pretrained(text_model_name_or_path, **trust)
         tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
         image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         if len(tokenizer) > language.get_input_embeddings().num_embeddings:

@@ -45,6 +45,13 @@ def check_box(box: Sequence[float], frame_size: tuple[int, int] | None = None, *
         )
     width, height = frame_size if frame_size is not None else (1.0, 1.0)
     unit = "pixels" if frame_size is not None else "normalized units"
+    if frame_size is not None and min(width, height) > 16 and max(abs(v) for v in values) <= 1.0:
+        # Under one pixel on a real frame: almost surely a normalized box where pixels are expected.
+        example = ",".join(f"{v * s:g}" for v, s in zip(values, (width, height, width, height)))
+        raise BoxError(
+            f"{what} {box!r} looks normalized (every value is within 0..1) but pixels of the {width:g}x{height:g} "
+            f"frame are expected; give it in pixels, e.g. {example}."
+        )
     tolerance = 1e-6 * max(width, height)
     if x1 < -tolerance or y1 < -tolerance or x2 > width + tolerance or y2 > height + tolerance:
         raise BoxError(f"{what} {box!r} lies outside the frame (0,0)-({width:g},{height:g}) in {unit}.")

@@ -2,7 +2,7 @@
 
 At elysium-tiny's 64-px input a small object of a whole frame is one patch and the LLM learns to answer from the
 text alone; the same object at a third of a crop is read within a few hundred steps
-(docs/elysium-tiny/pixel-reliance.md). So training can crop images and clips around the target
+(docs/elysium-tiny/history.md). So training can crop images and clips around the target
 (`data.grounding_context`, `data.track_context`), and a tracker crops each clip around the target's last box (a
 search region, as Siamese trackers do). Every region here is normalized `[x1, y1, x2, y2]` of its frame.
 """

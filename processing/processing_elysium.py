@@ -1,13 +1,18 @@
 """ElysiumProcessor: frames and text in the released model's prompt format, and generated text back to boxes.
 
-Prompt (Vicuna v1.1, byte-compatible with the released model): the system line, `USER: `, then the frames as
+Prompt (Vicuna v1.1): the system line, `USER: `, then the frames as
 `Frame 1: <image>, Frame 2: <image>, ..., Frame n: <image>\n` (a single image is `<image>\n`, no timestamp), the
 question, and `ASSISTANT:`; an answer ends with `</s>`. Each `<image>` is expanded to `num_image_tokens` tokens,
 the T-Selector's count, which the model checks before it scatters the frame features in.
+
+`prompt_format` (saved in processor_config.json) chooses how: `"elysium"` (default; the models this package trains)
+writes ` ASSISTANT: ` and tokenizes the text once; `"released"` (set by `elysium convert-released`) gives exactly the
+released Elysium-7B's ids: its text, its template wording and its piecewise encoding (released_format.py).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +23,14 @@ from transformers.processing_utils import ProcessorMixin
 from .boxes import ParsedTrack, denormalize_box, format_track, normalize_box, parse_box, parse_track
 from .image_processing_elysium import ElysiumImageProcessor
 from .prompts import task_prompt
+from .released_format import (
+    ASSISTANT,
+    ELYSIUM,
+    RELEASED,
+    RELEASED_CHAT_TEMPLATE,
+    check_prompt_format,
+    encode_released,
+)
 
 IMAGE_TOKEN = "<image>"
 SYSTEM_PROMPT = (
@@ -60,6 +73,13 @@ def chat_template(system_prompt: str = SYSTEM_PROMPT) -> str:
 
 CHAT_TEMPLATE = chat_template()
 
+# User text (expressions, questions, answers) is never parsed for special tokens: `build_prompt` wraps each
+# special-token string in it ("<image>", "</s>", ...) between these two Unicode noncharacters (reserved for a
+# program's internal use, so no real text holds them), and `tokenize` encodes what lies between them as plain
+# text. Prompts without user special-token strings hold no marks and are tokenized exactly as before.
+PLAIN_START, PLAIN_END = "\ufdd0", "\ufdd1"
+_PLAIN_RE = re.compile(f"{PLAIN_START}(.*?){PLAIN_END}", re.DOTALL)
+
 
 class ElysiumProcessor(ProcessorMixin):
     """Wraps an [`ElysiumImageProcessor`] and a Llama tokenizer into one processor for Elysium."""
@@ -71,11 +91,14 @@ class ElysiumProcessor(ProcessorMixin):
         chat_template: str | None = None,
         num_image_tokens: int = 108,
         image_token: str = IMAGE_TOKEN,
+        prompt_format: str = ELYSIUM,
         **kwargs: Any,
     ):
         self.num_image_tokens = num_image_tokens
         self.image_token = image_token
-        super().__init__(image_processor, tokenizer, chat_template=chat_template or CHAT_TEMPLATE)
+        self.prompt_format = check_prompt_format(prompt_format)
+        default_template = RELEASED_CHAT_TEMPLATE if prompt_format == RELEASED else CHAT_TEMPLATE
+        super().__init__(image_processor, tokenizer, chat_template=chat_template or default_template)
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(image_token)
         if self.image_token_id is None or self.image_token_id == self.tokenizer.unk_token_id:
             raise ValueError(
@@ -85,13 +108,19 @@ class ElysiumProcessor(ProcessorMixin):
 
     @classmethod
     def from_vision_text_pretrained(
-        cls, vision_model_name_or_path: str, text_model_name_or_path: str, t_selector_tokens: int = 108
+        cls,
+        vision_model_name_or_path: str,
+        text_model_name_or_path: str,
+        t_selector_tokens: int = 108,
+        trust_remote_code: bool = False,
     ) -> ElysiumProcessor:
         """The processor matching `ElysiumForConditionalGeneration.from_vision_text_pretrained` on the same paths."""
-        vision_config = AutoConfig.from_pretrained(vision_model_name_or_path)
+        vision_config = AutoConfig.from_pretrained(vision_model_name_or_path, trust_remote_code=trust_remote_code)
         vision_config = getattr(vision_config, "vision_config", vision_config)
         size = {"height": vision_config.image_size, "width": vision_config.image_size}
-        tokenizer = AutoTokenizer.from_pretrained(text_model_name_or_path, padding_side="left")
+        tokenizer = AutoTokenizer.from_pretrained(
+            text_model_name_or_path, padding_side="left", trust_remote_code=trust_remote_code
+        )
         tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
@@ -114,7 +143,7 @@ class ElysiumProcessor(ProcessorMixin):
             raise ValueError("Give the prompt text; build it with `processor.build_prompt(...)` or the chat template.")
         texts = [text] if isinstance(text, str) else list(text)
         frames = self._flatten_frames(images, len(texts))
-        placeholders = [t.count(self.image_token) for t in texts]
+        placeholders = [_PLAIN_RE.sub("", t).count(self.image_token) for t in texts]
         if sum(placeholders) != len(frames):
             raise ValueError(
                 f"The text has {sum(placeholders)} {self.image_token} placeholders (per text: {placeholders}) but "
@@ -131,17 +160,99 @@ class ElysiumProcessor(ProcessorMixin):
         For callers that encode frames themselves (the tracker caches each frame's features across clips).
         """
         texts = [text] if isinstance(text, str) else list(text)
-        expanded = [t.replace(self.image_token, self.image_token * self.num_image_tokens) for t in texts]
-        encoding = self.tokenizer(expanded, return_tensors=return_tensors, padding=padding, **kwargs)
+        if self.prompt_format == RELEASED:
+            padding_side = kwargs.pop("padding_side", None)
+            if kwargs:
+                raise ValueError(f"prompt_format='released' encodes piecewise; {sorted(kwargs)} are not supported.")
+            rows = [
+                {"input_ids": encode_released(self.tokenizer, t, *self._image_args, plain=_PLAIN_RE)[0]} for t in texts
+            ]
+            encoding = self.tokenizer.pad(
+                rows, padding=padding, return_tensors=return_tensors, padding_side=padding_side
+            )
+        elif any(PLAIN_START in t for t in texts):
+            encoding = self._tokenize_with_plain_text(texts, return_tensors, padding, **kwargs)
+        else:
+            expanded = [self._expand(t) for t in texts]
+            encoding = self.tokenizer(expanded, return_tensors=return_tensors, padding=padding, **kwargs)
         limit = self.tokenizer.model_max_length
         longest = max(len(ids) for ids in encoding["input_ids"])
         if limit and limit < 10**8 and longest > limit:
-            frames = max(t.count(self.image_token) for t in texts)
+            frames = max(_PLAIN_RE.sub("", t).count(self.image_token) for t in texts)
             raise ValueError(
                 f"The prompt is {longest} tokens but the model holds {limit}: {frames} frames at "
                 f"{self.num_image_tokens} tokens each do not fit. Give fewer frames or track the video in clips."
             )
         return encoding
+
+    def _expand(self, text: str) -> str:
+        return text.replace(self.image_token, self.image_token * self.num_image_tokens)
+
+    def _tokenize_with_plain_text(
+        self, texts: list[str], return_tensors: str | None, padding: bool | str, **kwargs: Any
+    ):
+        """Tokenize texts holding marked user text: the prompt's own pieces as usual (special tokens recognized, the
+        first with the tokenizer's leading special tokens), the marked pieces with `split_special_tokens=True`."""
+        padding_side = kwargs.pop("padding_side", None)
+        rows = []
+        for text in texts:
+            ids: list[int] = []
+            position = 0
+            pieces: list[tuple[str, bool]] = []
+            for match in _PLAIN_RE.finditer(text):
+                pieces += [(text[position : match.start()], False), (match.group(1), True)]
+                position = match.end()
+            pieces.append((text[position:], False))
+            for number, (piece, plain) in enumerate(pieces):
+                if not piece and number:
+                    continue
+                if plain:
+                    ids += self.tokenizer(piece, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+                else:
+                    encoded = self.tokenizer(self._expand(piece), add_special_tokens=number == 0, **kwargs)
+                    ids += encoded["input_ids"]
+            rows.append({"input_ids": ids, "attention_mask": [1] * len(ids)})
+        return self.tokenizer.pad(rows, padding=padding, padding_side=padding_side, return_tensors=return_tensors)
+
+    def plain_text(self, text: str | None) -> str | None:
+        """`text` from a user, with each special-token string marked to be encoded as plain text (see PLAIN_START)."""
+        if text is None:
+            return None
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes reach Python as lone surrogates; no tokenizer encodes them
+            raise ValueError(f"{text!r} is not valid UTF-8 text; give the words as UTF-8.") from None
+        text = text.replace(PLAIN_START, "").replace(PLAIN_END, "")
+        specials = sorted(
+            {t for t in [*self.tokenizer.all_special_tokens, self.image_token, *self._added_special_tokens()] if t}
+            # the released encoding cuts a conversation at its `ASSISTANT:`s: a user's is text too
+            | ({ASSISTANT} if self.prompt_format == RELEASED else set()),
+            key=len,
+            reverse=True,
+        )
+        if not any(token in text for token in specials):
+            return text
+        pattern = "|".join(re.escape(token) for token in specials)
+        return re.sub(pattern, lambda m: f"{PLAIN_START}{m.group(0)}{PLAIN_END}", text)
+
+    def _added_special_tokens(self) -> list[str]:
+        decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        return [str(token) for token in decoder.values() if getattr(token, "special", False)]
+
+    def encode_with_labels(self, text: str) -> tuple[list[int], list[int]]:
+        """Released format: `(input_ids, labels)` of one conversation, labels -100 except on the answers and
+        their `</s>`, with each `<image>` expanded. The training samples use it for a released-format fine-tune."""
+        if self.prompt_format != RELEASED:
+            raise ValueError(
+                "encode_with_labels is the released format's; this processor uses prompt_format "
+                f"{self.prompt_format!r} (its text is tokenized in one go)."
+            )
+        ids, is_answer = encode_released(self.tokenizer, text, *self._image_args, plain=_PLAIN_RE)
+        return ids, [token if answer else -100 for token, answer in zip(ids, is_answer)]
+
+    @property
+    def _image_args(self) -> tuple[str, int, int]:
+        return self.image_token, self.image_token_id, self.num_image_tokens
 
     def _flatten_frames(self, images: Any, num_texts: int) -> list[Any]:
         if images is None:
@@ -169,12 +280,18 @@ class ElysiumProcessor(ProcessorMixin):
         if num_frames < 1:
             raise ValueError("Give at least one frame.")
         question_text = task_prompt(
-            task, box=box, expression=expression, question=question, paraphrase=paraphrase, rng=rng
+            task,
+            box=box,
+            expression=self.plain_text(expression),
+            question=self.plain_text(question),
+            paraphrase=paraphrase,
+            rng=rng,
+            released=self.prompt_format == RELEASED,
         )
         content = [{"type": "image"} for _ in range(num_frames)] + [{"type": "text", "text": question_text}]
         messages = [{"role": "user", "content": content}]
         if answer is not None:
-            messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": self.plain_text(answer)}]})
         return self.apply_chat_template(messages, tokenize=False, add_generation_prompt=answer is None)
 
     @staticmethod

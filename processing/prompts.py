@@ -61,6 +61,31 @@ PARAPHRASES: dict[str, tuple[str, ...]] = {
     VIDEO_QA: ("{question}",),
 }
 
+# The released model's own template lines, the first of each its eval wording (DESIGN.md; Hon-Wong/Elysium's
+# template files). A processor with `prompt_format="released"` (a converted released checkpoint) asks with these
+# first, then our paraphrases. RSOT's eval line names the object's class ("person"), its README demo an expression.
+RELEASED_TEMPLATES: dict[str, tuple[str, ...]] = {
+    SOT: (PARAPHRASES[SOT][0],),
+    RSOT: (
+        "Please find one {expression} and provide the detailed coordinates in each frame.",
+        "Please find {expression} in the initial frame and provide the detailed coordinates in each frame.",
+    ),
+    VIDEO_REG: ("This is a video showing an object with coordinates {box} in Frame 1. Please describe the object.",),
+    REC: ("Give me the location of {expression}.", "Where is {expression}?"),
+    REG: ("What object is in this location {box}?",),
+    VIDEO_QA: ("{question}",),
+}
+
+
+def templates(task: str, released: bool = False) -> tuple[str, ...]:
+    """The wordings of `task`: ours, or (released) the released lines followed by our paraphrases."""
+    if task not in PARAPHRASES:
+        raise ValueError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+    if not released:
+        return PARAPHRASES[task]
+    extra = tuple(p for p in PARAPHRASES[task] if p not in RELEASED_TEMPLATES[task])
+    return RELEASED_TEMPLATES[task] + extra
+
 
 def task_prompt(
     task: str,
@@ -70,14 +95,14 @@ def task_prompt(
     question: str | None = None,
     paraphrase: int | None = 0,
     rng: random.Random | None = None,
+    released: bool = False,
 ) -> str:
     """The question for `task`: `paraphrase` picks a wording by index; `None` draws one with `rng`.
 
     `box` is normalized `[x1,y1,x2,y2]`; `expression` names the object (RSOT, REC); `question` is VideoQA's text.
+    `released` picks from the released model's template lines first (`RELEASED_TEMPLATES`).
     """
-    if task not in PARAPHRASES:
-        raise ValueError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
-    options = PARAPHRASES[task]
+    options = templates(task, released)
     if paraphrase is None:
         template = (rng or random).choice(options)
     else:

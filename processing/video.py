@@ -315,10 +315,12 @@ class VideoReader:
         keep_original: bool = False,
         fps: float | None = None,
         interpolation: str = "bicubic",
+        check_end: bool = False,
     ) -> None:
         self.path = _resolve(path)
         self.size = _check_size(size)
         self.keep_original = keep_original
+        self.check_end = check_end  # decode past the last wanted frame to the end, so `truncated` covers the file
         self.interpolation = _interpolation(interpolation)
         self._selection_args = (stride, max_frames, None if indices is None else tuple(indices))
         _Selection(*self._selection_args)  # validate now
@@ -412,7 +414,7 @@ class VideoReader:
                     else:
                         last_time = index / self.fps
                     if not sel.want(index):
-                        if sel.done(index):
+                        if sel.done(index) and not self.check_end:
                             return
                         continue
                     small = scaler.reformat(
@@ -427,7 +429,7 @@ class VideoReader:
                         )
                     sel.taken += 1
                     yield FrameItem(index, last_time, small, original)
-                    if sel.done(index):
+                    if sel.done(index) and not self.check_end:
                         return
             if finished:
                 decoded_count = index + 1
@@ -464,14 +466,25 @@ def iter_video(
     keep_original: bool = False,
     fps: float | None = None,
     interpolation: str = "bicubic",
+    check_end: bool = False,
 ) -> VideoReader:
     """Stream frames as :class:`FrameItem` (index, timestamp, resized frame, original or None).
 
     Use this for long videos: only one frame is held at a time. ``indices`` are yielded in source
     order. See :func:`read_video` for the arguments; ``reader.truncated`` is set after iterating.
+    ``check_end``: decode (without converting) to the end of the file after the last wanted frame, so
+    ``truncated`` also reports a damaged end that no wanted frame reaches.
     """
     return VideoReader(
-        path, size, stride, max_frames, indices, keep_original=keep_original, fps=fps, interpolation=interpolation
+        path,
+        size,
+        stride,
+        max_frames,
+        indices,
+        keep_original=keep_original,
+        fps=fps,
+        interpolation=interpolation,
+        check_end=check_end,
     )
 
 
@@ -594,10 +607,25 @@ def _add_stream(
     return stream
 
 
+# Time base of frames written with their own times (`write_video(..., timed=True)`): milliseconds, which every
+# container and both encoders (mpeg4 allows denominators up to 65535) take.
+_TIMED_BASE = Fraction(1, 1000)
+
+
 def write_video(
-    path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: float, *, codec: str | None = None, crf: int = 18
+    path: str | os.PathLike[str],
+    frames: Iterable[np.ndarray] | Iterable[tuple[np.ndarray, float]],
+    fps: float,
+    *,
+    codec: str | None = None,
+    crf: int = 18,
+    timed: bool = False,
 ) -> int:
     """Write HxWx3 uint8 RGB frames to ``.mp4``/``.mov``/``.mkv`` (H.264, yuv420p) or ``.gif``.
+
+    ``timed=True``: ``frames`` yields ``(frame, seconds)`` pairs and each frame is written at its own time
+    (millisecond precision, kept increasing), so a variable-frame-rate source is not retimed to ``fps``, which then
+    only names the average rate. GIFs are written at ``fps`` either way.
 
     Frames are streamed (any iterable). Odd sides are padded by one edge pixel because yuv420p
     needs even sizes. H.264 falls back to the ``mpeg4`` codec when this PyAV build lacks libx264;
@@ -621,20 +649,28 @@ def write_video(
     try:
         stream = None
         first_shape: tuple[int, ...] = ()
-        for i, frame in enumerate(frames):
+        last_pts = -1
+        for i, item in enumerate(frames):
+            frame, seconds = item if timed else (item, None)
             arr = _as_rgb(frame, i)
             if stream is None:
                 first_shape = arr.shape
                 h, w = arr.shape[:2] if codec == "gif" else _pad_even(arr).shape[:2]
                 stream = _add_stream(container, codec, rate, w, h, crf)
+                if timed and codec != "gif":
+                    stream.codec_context.time_base = _TIMED_BASE
             elif arr.shape != first_shape:
                 raise ValueError(
                     f"frame {i} is {arr.shape[1]}x{arr.shape[0]} but frame 0 is "
                     f"{first_shape[1]}x{first_shape[0]}; resize frames to one size before writing"
                 )
             vframe = _gif_frame(arr) if codec == "gif" else av.VideoFrame.from_ndarray(_pad_even(arr), format="rgb24")
-            vframe.pts = i
-            vframe.time_base = 1 / rate
+            if timed and codec != "gif":
+                pts = max(last_pts + 1, round(float(seconds) / _TIMED_BASE))
+                vframe.pts, vframe.time_base, last_pts = pts, _TIMED_BASE, pts
+            else:
+                vframe.pts = i
+                vframe.time_base = 1 / rate
             for packet in stream.encode(vframe):
                 container.mux(packet)
             count += 1

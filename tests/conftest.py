@@ -1,13 +1,14 @@
 """Shared fixtures: a tiny random Elysium, a real (small, trained here) tokenizer and the matching processor.
 
 Nothing downloads: the model and tokenizer are the ones `tiny: true` trains (`training/model_setup.py`,
-`training/synth.py`); the tokenizer is trained with `tokenizers` in well under a second.
+`synthetic/`); the tokenizer is trained with `tokenizers` in well under a second.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 
 import PIL.Image
@@ -16,12 +17,14 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# experiments/ (the tiny model's research tools) is not installed: its tests import it from the repository root
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from elysium.modeling_elysium import ElysiumForConditionalGeneration  # noqa: E402
 from elysium.processing import ElysiumImageProcessor, ElysiumProcessor  # noqa: E402
+from elysium.synthetic import synth_tokenizer  # noqa: E402
 from elysium.training.model_setup import tiny_model_config  # noqa: E402
 from elysium.training.samples import SampleBuilder  # noqa: E402
-from elysium.training.synth import synth_tokenizer  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 IMAGE_SIZE = 28  # 2x2 patches of 14 px: 4 patches a frame

@@ -1,4 +1,4 @@
-"""`elysium.atomic`: a reader sees the old file or the whole new one; a failed write leaves no temporary file."""
+"""`elysium.utils.atomic`: a reader sees the old file or the whole new one; a failed write leaves no temporary file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import stat
 
 import pytest
-from elysium.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from elysium.utils.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 
 def test_writes_create_folders_and_return_the_path(tmp_path):

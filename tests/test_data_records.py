@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from elysium.inference.cli import main as elysium_main
+from elysium.synthetic import SynthConfig, synthesize
 from elysium.training.frames import FrameStore
 from elysium.training.records import (
     BAD_BOX,
@@ -19,7 +20,6 @@ from elysium.training.records import (
     load_track_records,
     usable_track_records,
 )
-from elysium.training.synth import SynthConfig, synthesize
 
 # One track per video, so a video's frames and its record go together; small frames, no photos: fast everywhere.
 TINY = SynthConfig(tracks_per_video=1, min_track_frames=2, photos=False)

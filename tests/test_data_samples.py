@@ -12,6 +12,7 @@ import numpy as np
 import PIL.Image
 import pytest
 from elysium.processing.boxes import format_track
+from elysium.synthetic import SynthConfig, synthesize
 from elysium.training.dataset_builder import (
     box_jitter,
     build_train_dataset,
@@ -24,7 +25,6 @@ from elysium.training.mixture import GroundingSource, MixtureDataset, TrackSourc
 from elysium.training.records import UNREADABLE, SkipCounts, load_track_records, usable_track_records
 from elysium.training.samples import SampleBuilder, clip_indices, jittered_box
 from elysium.training.sft import prepare_synthetic
-from elysium.training.synth import SynthConfig, synthesize
 
 
 def test_clip_indices_respect_length_stride_and_video():

@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 import torch
 from elysium.evaluation.captions import score_captions
-from elysium.evaluation.heldout import load_tracks, most_common_descriptions, score_heldout, track_heldout
+from elysium.evaluation.heldout import load_tracks, most_common_descriptions, score_heldout
+from elysium.inference.benchmark_runner import track_heldout
 from elysium.inference.default_model import DEFAULT_MODEL
 from elysium.inference.loading import load_model_and_processor
 from elysium.inference.tracker import ElysiumTracker
-from elysium.training.synth import synthesize
+from elysium.synthetic import synthesize
 
 TRAIN_SEED, README_SEED, TEST_SEED = 1, 1001, 4242
 MODEL = Path(DEFAULT_MODEL)

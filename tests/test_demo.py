@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 from elysium.assets import DEMO_JSON, DEMO_VIDEO
-from elysium.assets.make_demo import make_demo
 from elysium.inference import TASK, VideoObjectTrackingPipeline, default_model
 from elysium.inference.cli import main
 from elysium.processing.video import probe_video, read_video
+from elysium.synthetic.demo import make_demo
 from transformers import pipeline
 
 
@@ -121,5 +121,5 @@ def test_demo_json_describes_the_demo_video(demo):
 
 
 def test_make_demo_rewrites_the_bundled_demo(tmp_path, demo):
-    assert make_demo(tmp_path) == demo, "the generator changed: rerun `python -m elysium.assets.make_demo`"
+    assert make_demo(tmp_path) == demo, "the generator changed: rerun `python -m elysium.synthetic.demo`"
     assert probe_video(tmp_path / "demo.mp4").num_frames == demo["num_frames"]

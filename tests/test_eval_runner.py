@@ -1,4 +1,5 @@
-"""`elysium eval` / evaluation.runner on a tiny OTB-layout benchmark: results, metrics, plots, resume, failures."""
+"""`elysium eval` / inference.benchmark_runner on a tiny OTB-layout benchmark: results, metrics, plots, resume,
+failures."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from elysium.evaluation.benchmarks import load_benchmark, read_boxes
-from elysium.evaluation.runner import run_benchmark
+from elysium.inference.benchmark_runner import run_benchmark
 from elysium.inference.cli import main
 from elysium.inference.tracker import ElysiumTracker
 from PIL import Image

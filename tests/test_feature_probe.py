@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from elysium.evaluation.feature_probe import linear_probe, main
+
+from experiments.feature_probe import linear_probe, main
 
 
 def _classes(n: int, rng: np.random.Generator) -> list[str]:
@@ -31,7 +32,7 @@ def test_probe_reads_a_class_the_features_carry_and_not_one_they_do_not():
 
 
 def test_cli_on_generated_data(model_dir, tmp_path, capsys):
-    from elysium.training.synth import synthesize
+    from elysium.synthetic import synthesize
 
     for name, seed in (("train", 4250), ("test", 4251)):
         synthesize(tmp_path / name, videos=2, seed=seed, frames_per_video=(8, 8), size=(64, 48), progress=False)

@@ -10,15 +10,14 @@ import pytest
 from elysium.evaluation.failure_cases import PANELS, SCALE, panel_frames, strip_size, worst_tracks, write_failure_cases
 from elysium.evaluation.heldout import (
     central_boxes,
-    evaluate_heldout,
     load_tracks,
     mean_ious,
     most_common_descriptions,
     ope,
     score_heldout,
-    track_heldout,
 )
-from elysium.training.synth import synthesize
+from elysium.inference.benchmark_runner import evaluate_heldout, track_heldout
+from elysium.synthetic import synthesize
 from PIL import Image
 
 

@@ -7,7 +7,7 @@ import os
 import shutil
 
 from elysium.inference.cli import main
-from elysium.training.synth import synthesize
+from elysium.synthetic import synthesize
 from PIL import Image
 
 FAST = ["--max-frames", "6", "--clip-len", "4", "--max-new-tokens", "8", "--quiet"]
@@ -47,7 +47,7 @@ def test_two_models_on_a_generated_set_write_report_and_failures(model_dir, tmp_
 
     # A re-run reuses each finished model's result (nothing is tracked again) and writes the same report; other
     # settings, or a model's weights saved anew, are tracked again.
-    from elysium.evaluation import heldout_cli
+    from elysium.inference import heldout_cli
 
     evaluate = heldout_cli.evaluate_model
     calls: list[str] = []

@@ -17,7 +17,7 @@ import yaml
 from elysium.hub.export import MODEL_AUTO_MAP, ExportError, code_files, export_model
 from elysium.inference.cli import main as cli_main
 from safetensors import safe_open
-from transformers.dynamic_module_utils import get_imports
+from transformers.dynamic_module_utils import get_imports, get_relative_import_files
 
 FRAMES = 3
 EXPECTED_CODE = {
@@ -27,11 +27,13 @@ EXPECTED_CODE = {
     "image_processing_elysium.py",
     "boxes.py",
     "prompts.py",
+    "released_format.py",
 }
+PIPELINE_CODE = {"video_tracking.py", "tracker.py", "video.py", "crops.py", "boxes.py", "prompts.py"}
 
-# Runs in a fresh interpreter: blocks `elysium` (the editable install's finder and any path entry), loads the
-# Hub folder through the Auto classes only, and writes what it computed for the parent to compare.
-REMOTE_SCRIPT = textwrap.dedent(
+# The start of a script for a fresh interpreter that cannot import `elysium` (the editable install's finder and any
+# path entry are removed); test_convert_released.py runs its own body after it too.
+BLOCK_ELYSIUM = textwrap.dedent(
     """
     import importlib.abc, importlib.util, json, sys
 
@@ -48,7 +50,12 @@ REMOTE_SCRIPT = textwrap.dedent(
         raise SystemExit("elysium is importable; the test would prove nothing")
     except ModuleNotFoundError:
         pass
+    """
+)
 
+# Loads the Hub folder through the Auto classes only, and writes what it computed for the parent to compare.
+REMOTE_SCRIPT = BLOCK_ELYSIUM + textwrap.dedent(
+    """
     import numpy as np
     import torch
     from transformers import AutoModel, AutoModelForCausalLM, AutoProcessor
@@ -95,7 +102,11 @@ def exported(tmp_path: Path, model, processor) -> Path:
 def test_folder_layout(exported: Path, model) -> None:
     names = {p.name for p in exported.iterdir()}
     assert EXPECTED_CODE <= names
-    assert not {"video.py", "__init__.py", "tokenizer_training.py"} & names
+    assert not {"__init__.py", "tokenizer_training.py"} & names
+    # video.py (PyAV) is there for the tracking pipeline only: no model or processor file reaches it.
+    assert PIPELINE_CODE <= names
+    for name in EXPECTED_CODE:
+        assert {p.name for p in map(Path, get_relative_import_files(exported / name))} <= EXPECTED_CODE, name
     for name in EXPECTED_CODE:  # nothing the Hub copy runs may import our package or PyAV
         assert not {"elysium", "av"} & set(get_imports(exported / name)), name
 
@@ -220,3 +231,31 @@ def test_cli_export_needs_a_processor(tmp_path: Path, model, capsys) -> None:
     assert cli_main(["export", "--model", str(src), "--out", str(tmp_path / "hub")]) == 2
     assert "processor" in capsys.readouterr().err
     assert not (tmp_path / "hub").exists()
+
+
+def test_exporting_the_packaged_tiny_keeps_its_card(tmp_path: Path) -> None:
+    from elysium.hub.export import EXPORT_MARKER, export
+    from elysium.inference.default_model import DEFAULT_MODEL
+
+    own = (Path(DEFAULT_MODEL) / "README.md").read_text()
+    out = export(DEFAULT_MODEL, tmp_path / "hub")
+    card = (out / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front == yaml.safe_load(own.split("---")[1])  # its own front matter already holds what export adds
+    # Its recipe and scores stay, word for word, before what export writes.
+    kept = own.split("---", 2)[2].split(EXPORT_MARKER)[0].strip()
+    assert kept and "## Held-out quality" in kept and card.split("---", 2)[2].strip().startswith(kept)
+    assert card.count(EXPORT_MARKER) == 1 and card.count("## Usage") == 1
+    assert 'pipeline("video-object-tracking", model=' in card and "trust_remote_code=True" in card
+    config = json.loads((out / "config.json").read_text())
+    assert "video-object-tracking" in config["custom_pipelines"]
+    # Exporting the export again changes nothing in the card (export's part is replaced, not appended).
+    again = export(out, tmp_path / "hub2")
+    assert (again / "README.md").read_text() == card
+
+
+def test_card_without_front_matter_gets_ours(tmp_path: Path, model, processor) -> None:
+    out = export_model(model, processor, tmp_path / "hub", own_card="# My model\n\nTrained on my data.\n")
+    card = (out / "README.md").read_text()
+    assert yaml.safe_load(card.split("---")[1])["library_name"] == "transformers"
+    assert "# My model\n\nTrained on my data." in card and "## Usage" in card

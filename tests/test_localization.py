@@ -8,7 +8,8 @@ import numpy as np
 import PIL.Image
 import pytest
 from elysium.evaluation.heldout import Track
-from elysium.evaluation.localization import (
+
+from experiments.localization import (
     attribute_naming,
     box_scores,
     grounding_scores,
@@ -92,7 +93,7 @@ def test_next_frame_error_is_zero_on_the_target_and_the_first_box_s_when_copying
 
 
 def test_cli_on_generated_data(model_dir, tmp_path, capsys):
-    from elysium.training.synth import synthesize
+    from elysium.synthetic import synthesize
 
     synthesize(tmp_path / "data", videos=1, seed=4244, frames_per_video=(8, 8), size=(64, 48), progress=False)
     common = ["--model", str(model_dir), "--data", str(tmp_path / "data"), "--samples", "2"]

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from elysium.training.pixel_reliance import frames_of_other_samples, main, pixel_reliance
+
+from experiments.pixel_reliance import frames_of_other_samples, main, pixel_reliance
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,9 +8,8 @@ import json
 import numpy as np
 import pytest
 from elysium.inference.cli import main as elysium_main
+from elysium.synthetic import COLORS, expression_matches, make_squares, square_sets
 from elysium.training.sft import prepare_synthetic
-from elysium.training.squares import make_squares, square_sets
-from elysium.training.synth import COLORS, expression_matches
 from PIL import Image
 
 

@@ -12,20 +12,19 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from elysium.training.frames import FrameStore
-from elysium.training.records import track_record_problem
-from elysium.training.synth import (
+from elysium.synthetic import (
     COLORS,
     SOURCE,
     SynthConfig,
-    add_synth_arguments,
     expression_matches,
-    run_synth,
     synth_tokenizer,
     synthesize,
     texture_color,
-    write_demo_video,
 )
+from elysium.synthetic.cli import add_synth_arguments, run_synth
+from elysium.synthetic.demo import write_demo_video
+from elysium.training.frames import FrameStore
+from elysium.training.records import track_record_problem
 from PIL import Image
 
 FRAMES = (12, 16)

@@ -9,13 +9,13 @@ import PIL.Image
 import pytest
 import torch
 from accelerate.commands.config.config_args import load_config_from_file
+from elysium.synthetic import square_sets
 from elysium.training.config import apply_overrides, load_config, stage_configs
 from elysium.training.curves import plot_runs, read_run
 from elysium.training.decay_on_loss import DecayOnLoss
 from elysium.training.model_setup import build_model_and_processor, set_trainable, sincos_2d
 from elysium.training.sft import main, train
 from elysium.training.ship_tiny import ship
-from elysium.training.squares import square_sets
 from safetensors.torch import load_file
 from trl import SFTConfig
 
@@ -290,6 +290,7 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
     assert record["stages"][1]["lr_schedule"] == "cosine"  # a stage's own decay_on_loss is its own
     assert "| held |" in (shipped / "README.md").read_text()
     assert "# elysium-tiny" in (shipped / "README.md").read_text() and (shipped / "training_curves.png").is_file()
+    assert "This folder carries no code" in (shipped / "README.md").read_text()  # not "code ships in this folder"
     assert not (shipped / "training_args.bin").exists()
     assert not list(shipped.glob("*.py")) and "auto_map" not in (shipped / "config.json").read_text()  # no code copy
     assert load_file(shipped / "model.safetensors").keys() == second.keys()

@@ -18,10 +18,10 @@ def test_tiny_smoke_config_trains_on_two_cpu_processes(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "accelerate.commands.launch",
-        "--num_processes",
+        "torch.distributed.run",  # the README's `torchrun --nproc_per_node 2`
+        "--standalone",
+        "--nproc_per_node",
         "2",
-        "--cpu",
         str(REPO / "training" / "sft.py"),
         "--config",
         str(REPO / "training" / "configs" / "tiny-smoke.yaml"),

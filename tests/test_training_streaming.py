@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import Crash, CrashAt
+from elysium.synthetic import SynthConfig, synthesize
 from elysium.training.config import load_config
 from elysium.training.sft import train
-from elysium.training.synth import SynthConfig, synthesize
 
 TINY_SMOKE = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny-smoke.yaml"
 VIDEOS = 8

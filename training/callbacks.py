@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from elysium.atomic import write_json_atomic
+from elysium.utils.atomic import write_json_atomic
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from .records import SkipCounts

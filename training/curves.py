@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from elysium.atomic import write_bytes_atomic, write_json_atomic
+from elysium.utils.atomic import write_bytes_atomic, write_json_atomic
 
 
 def _newest_checkpoint(stage_dir: Path) -> Path | None:

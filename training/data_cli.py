@@ -1,6 +1,7 @@
 """`elysium data check FILE.jsonl --frames-root DIR`: how many ElysiumTrack records are usable, and why not;
-`elysium data synth --out DIR --videos N`: generate synthetic tracking videos in that format (`synth.py`);
-`elysium data squares --out DIR --images N`: position-only grounding images (`squares.py`)."""
+`elysium data synth --out DIR --videos N`: generate synthetic tracking videos in that format (`elysium.synthetic`);
+`elysium data squares --out DIR --images N`: position-only grounding images (`elysium.synthetic.squares`);
+`elysium data build --captions FILE --detector M --tracker M --out DIR`: the ElysiumTrack data engine (data_engine/)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,42 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from elysium.atomic import write_json_atomic
+from elysium.synthetic.cli import add_synth_arguments, run_synth
+from elysium.synthetic.squares import add_squares_arguments, run_squares
+from elysium.utils.atomic import write_json_atomic
 
 from .records import REASONS
-from .squares import add_squares_arguments, run_squares
-from .synth import add_synth_arguments, run_synth
+
+
+def check_jsonl_files(files: list[str]) -> None:
+    """Each file must exist and be non-empty text (JSON lines), else one line naming it and the fix; bad lines in a
+    text file are counted by the check, not refused here."""
+    from elysium.utils.errors import UserError
+
+    for name in files:
+        path = Path(name)
+        if not path.exists():
+            raise UserError(f"{path}: no such file; give an ElysiumTrack JSON-lines file (one record a line).")
+        if not path.is_file():
+            raise UserError(f"{path} is not a file; give an ElysiumTrack JSON-lines file (one record a line).")
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+        if not head.strip():
+            raise UserError(f"{path} is empty; give an ElysiumTrack JSON-lines file with at least one record.")
+        # Binary data (an image, weights) has no line that starts a JSON object; a text file with a few bad lines
+        # (NUL bytes, another encoding) has, and its bad lines are counted by the check instead.
+        if not any(line.lstrip(b"\xef\xbb\xbf \t").startswith(b"{") for line in head.splitlines()):
+            raise UserError(
+                f"{path} is not JSON lines (binary data or no JSON object); give an ElysiumTrack JSON-lines file "
+                "(one record a line, UTF-8 text)."
+            )
 
 
 def check(args: argparse.Namespace) -> int:
     """Print the summary (and write it with `--output`); exit 1 only if no record is usable."""
     from .records import load_track_records
 
+    check_jsonl_files(args.files)
     dataset = load_track_records(args.files, frames_root=args.frames_root)
     tally = Counter(dataset["_problem"])
     used = tally.get("", 0)
@@ -57,8 +83,20 @@ def _decode_check(dataset: Any, frames_root: str | None) -> dict[str, int]:
     return {UNREADABLE: bad} if bad else {}
 
 
+def _out_checked(run: Any) -> Any:
+    """`run` after checking that `--out` does not name a file (it would fail part way with a traceback)."""
+
+    def checked(args: argparse.Namespace) -> int:
+        from elysium.utils.errors import check_out_folder
+
+        check_out_folder(args.out)
+        return run(args)
+
+    return checked
+
+
 def add_parser(subparsers: Any) -> None:
-    """Register `data check`, `data synth` and `data squares` with the `elysium` command."""
+    """Register `data check`, `data synth`, `data squares` and `data build` with the `elysium` command."""
     data = subparsers.add_parser("data", help="inspect or generate training data")
     data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     check_parser = data_sub.add_parser("check", help="validate ElysiumTrack JSONL records and count bad ones by reason")
@@ -71,7 +109,14 @@ def add_parser(subparsers: Any) -> None:
         "synth", help="generate synthetic tracking videos with exact boxes, expressions and descriptions"
     )
     add_synth_arguments(synth_parser)
-    synth_parser.set_defaults(run=run_synth)
+    synth_parser.set_defaults(run=_out_checked(run_synth))
     squares_parser = data_sub.add_parser("squares", help="generate position-only grounding images of one square")
     add_squares_arguments(squares_parser)
-    squares_parser.set_defaults(run=run_squares)
+    squares_parser.set_defaults(run=_out_checked(run_squares))
+    from elysium.data_engine.cli import add_build_arguments, run_build
+
+    build_parser = data_sub.add_parser(
+        "build", help="build ElysiumTrack records from your videos and captions (the paper's data engine)"
+    )
+    add_build_arguments(build_parser)
+    build_parser.set_defaults(run=_out_checked(run_build))

@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import datasets.distributed
 from accelerate import PartialState
 from elysium.processing import ElysiumProcessor
 from elysium.processing.crops import ANYWHERE
@@ -115,7 +114,8 @@ def build_streaming_train_dataset(
     data_cfg: dict[str, Any], processor: ElysiumProcessor, seed: int, validation: SkipCounts, runtime: SkipCounts
 ) -> StreamingTrackDataset:
     """`data.streaming: true`: the `track` files read as a stream (no index, no Arrow cache), shuffled through a
-    buffer of `shuffle_buffer` records (default 1000) and split across ranks.
+    buffer of `shuffle_buffer` records (default 1000; the same order on every rank) and split across ranks, each
+    reading only its own records (`StreamingTrackDataset`).
 
     `validation` fills as the stream is read (every rank reads, and counts, the whole stream; each keeps its
     share of the usable records); `runtime` as samples are built.
@@ -131,20 +131,22 @@ def build_streaming_train_dataset(
         raise ValueError("data.streaming: give the track files (data.track)")
     frames_root = data_cfg.get("frames_root")
     records = usable_track_records(load_track_records(track_files, frames_root=frames_root, streaming=True), validation)
-    records = records.shuffle(seed=seed, buffer_size=int(data_cfg.get("shuffle_buffer") or 1000))
-    state = PartialState()
-    records = datasets.distributed.split_dataset_by_node(
-        records, rank=state.process_index, world_size=state.num_processes
-    )
+    shuffle_buffer = int(data_cfg.get("shuffle_buffer") or 1000)
+    world_size = PartialState().num_processes
     logger.info(
-        "data: streaming track records from %s (shuffle buffer %s, rank %d of %d)",
+        "data: streaming track records from %s (shuffle buffer %s, split across %d rank(s))",
         ", ".join(map(str, track_files)),
-        data_cfg.get("shuffle_buffer") or 1000,
-        state.process_index,
-        state.num_processes,
+        shuffle_buffer,
+        world_size,
     )
     return StreamingTrackDataset(
-        records, FrameStore.from_path(frames_root), build_sample_builder(data_cfg, processor), seed=seed, counts=runtime
+        records,
+        FrameStore.from_path(frames_root),
+        build_sample_builder(data_cfg, processor),
+        seed=seed,
+        counts=runtime,
+        world_size=world_size,
+        shuffle_buffer=shuffle_buffer,
     )
 
 
@@ -164,7 +166,8 @@ def build_train_dataset(
     track_files = data_cfg.get("track") or []
     if track_files:
         frames_root = data_cfg.get("frames_root")
-        records = usable_track_records(load_track_records(track_files, frames_root=frames_root), validation)
+        with PartialState().main_process_first():  # one rank builds the Arrow cache, the others read it
+            records = usable_track_records(load_track_records(track_files, frames_root=frames_root), validation)
         sources.append(TrackSource(records, FrameStore.from_path(frames_root)))
     for spec in grounding_specs(data_cfg):
         rows = read_jsonl_lenient(spec["file"], validation)

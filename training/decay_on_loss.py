@@ -4,7 +4,7 @@ learn what it is for, however many steps that takes on this machine.
 elysium-tiny's first stage (`squares`) sits at one loss (~1.03: the box of every square is guessed alike) until the
 model starts to point, and where that happens is chaotic: step ~650 on one machine, ~1000 on another with the same
 code, data and seeds (another CPU's kernels round differently), and under a cosine over a fixed 1500 steps a late
-start leaves too little rate to finish (docs/elysium-tiny/localization.md). Here the rate stays at its peak until
+start leaves too little rate to finish (docs/elysium-tiny/history.md). Here the rate stays at its peak until
 the mean loss of the last `window` steps is below `below`, then follows a half cosine to zero over `decay_steps`
 and the stage ends; one that never falls that far decays from `max_steps - decay_steps`, ending at `max_steps`.
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import PIL.Image
+from elysium.utils.paths import PathOutsideRootError, inside_root
 
 
 class FrameStore:
@@ -46,15 +47,30 @@ class FrameStore:
         name = name.lstrip("./")
         return name[len("frames/") :] if name.startswith("frames/") else name
 
+    def inside(self, relative: str) -> bool:
+        """Whether `relative` stays inside the frames root (no `..` out of it, not absolute)."""
+        try:
+            inside_root(self.root if self.root is not None else ".", relative)
+        except PathOutsideRootError:
+            return False
+        return True
+
     def exists(self, relative: str) -> bool:
         """Whether the frame can be found (cheap: a stat or an index look-up, no decoding)."""
+        if not self.inside(relative):
+            return False
         if self.root is not None and (self.root / relative).is_file():
             return True
         return self._key(relative) in self._index
 
     def read_bytes(self, relative: str) -> bytes:
-        if self.root is not None and (self.root / relative).is_file():
-            return (self.root / relative).read_bytes()
+        """The frame's file; `PathOutsideRootError` (a ValueError) for a path that leaves the root."""
+        if self.root is not None:
+            path = inside_root(self.root, relative)
+            if path.is_file():
+                return path.read_bytes()
+        elif not self.inside(relative):
+            raise PathOutsideRootError(f"frame path {relative!r} is absolute or climbs out with '..'")
         shard = self._index.get(self._key(relative))
         if shard is None:
             raise FileNotFoundError(f"frame {relative!r} is in neither {self.root} nor the {len(self.shards)} shards")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import datasets
+import datasets.distributed
 import PIL.Image
 from elysium.processing.boxes import BoxError
 from elysium.processing.crops import crop_image
@@ -201,8 +202,11 @@ class MixtureDataset(Dataset):
 class StreamingTrackDataset(IterableDataset):
     """Samples from a streaming `datasets.IterableDataset` of track records (the full 1.27M without an index).
 
-    Order comes from `records.shuffle(seed, buffer_size)`; resume re-reads and skips, as Trainer does for
-    iterable datasets. Shard across ranks with `datasets.distributed.split_dataset_by_node` before passing.
+    The stream is shuffled through a buffer of `shuffle_buffer` records (seeded by `seed` and the epoch: a new order
+    every pass, the same on every rank) and, with `world_size` ranks, rank r takes every `world_size`-th record of
+    it (`datasets.distributed.split_dataset_by_node`): `as_hf_dataset` has one shard a rank, which accelerate hands
+    to its rank (`IterableDataset.shard`), so no rank reads, decodes and drops another's samples. Resume re-reads
+    and skips, as Trainer does for iterable datasets.
     """
 
     def __init__(
@@ -212,32 +216,48 @@ class StreamingTrackDataset(IterableDataset):
         builder: SampleBuilder,
         seed: int = 0,
         counts: SkipCounts | None = None,
+        world_size: int = 1,
+        shuffle_buffer: int | None = None,
     ):
         self.records, self.frames, self.builder, self.seed = records, frames, builder, seed
         self.counts = counts if counts is not None else SkipCounts()
+        self.world_size, self.shuffle_buffer = int(world_size), shuffle_buffer
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
-        if hasattr(self.records, "set_epoch"):
-            self.records.set_epoch(self.epoch)
 
     def as_hf_dataset(self) -> datasets.IterableDataset:
-        """This stream as a `datasets.IterableDataset` (TRL's SFTTrainer rejects a plain torch `IterableDataset`).
+        """This stream as a `datasets.IterableDataset` (TRL's SFTTrainer rejects a plain torch `IterableDataset`)
+        of `world_size` shards, shard r being rank r's records: accelerate gives each rank its shard when the
+        batches are not dispatched from rank 0 (`dispatch_batches: false`); read whole, it is the whole stream.
 
         Every iteration reads `self` afresh, so `set_epoch` (called by `EpochCallback`) takes effect. Samples hold
         tensors; without `features` they pass through unconverted.
         """
 
-        def generate():
-            yield from self
+        def generate(ranks: list[int]):
+            for rank in ranks:
+                yield from self.read(rank)
 
-        return datasets.IterableDataset.from_generator(generate)
+        return datasets.IterableDataset.from_generator(generate, gen_kwargs={"ranks": list(range(self.world_size))})
 
     def __iter__(self):
+        for rank in range(self.world_size):
+            yield from self.read(rank)
+
+    def read(self, rank: int = 0):
+        """Encoded samples of rank `rank`'s records; a record's draws are seeded by its place in the whole stream."""
+        records = self.records
+        if self.world_size > 1:  # `datasets` shuffles before it splits; the split is a new dataset at epoch 0
+            records = datasets.distributed.split_dataset_by_node(records, rank=rank, world_size=self.world_size)
+        if self.shuffle_buffer:
+            records = records.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
+        if hasattr(records, "set_epoch"):
+            records.set_epoch(self.epoch)
         source = TrackSource(records=None, frames=self.frames)  # type: ignore[arg-type]
-        for index, record in enumerate(self.records):
-            rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
+        for position, record in enumerate(records):
+            rng = random.Random(f"{self.seed}:{self.epoch}:{position * self.world_size + rank}")
             try:
                 example = source.example_of(record, self.builder, rng)
             except (KeyError, TypeError, ValueError):

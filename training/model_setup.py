@@ -155,7 +155,7 @@ def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForCond
             model_cfg["vision_model"], model_cfg["text_model"], t_selector_tokens=tokens
         )
     elif model_cfg.get("tiny"):
-        from .synth import synth_tokenizer
+        from elysium.synthetic import synth_tokenizer
 
         tokenizer = synth_tokenizer()
         size = int(model_cfg.get("image_size", 28))

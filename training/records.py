@@ -2,10 +2,12 @@
 
 A 1.27M-record corpus always has some broken rows; a run must never die on one. Each check returns a reason
 string (the key of the skip counts) or None, and `SkipCounts` is written beside the checkpoints atomically.
+Lines are decoded one at a time, so a line that is not UTF-8 is one skipped record, not the end of the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import datasets
-from elysium.atomic import write_json_atomic
+from elysium.utils.atomic import write_json_atomic
 
 from .frames import FrameStore
 
@@ -25,7 +27,9 @@ BAD_BOX = "box_out_of_range_or_inverted"
 UNREADABLE = "unreadable_image"
 EMPTY_DESCRIPTION = "empty_description"
 MALFORMED = "malformed_record"
-REASONS = (MISSING_FRAMES, BOX_COUNT, BAD_BOX, UNREADABLE, EMPTY_DESCRIPTION, MALFORMED)
+NOT_UTF8 = "not_utf8"
+OUTSIDE_ROOT = "frame_path_outside_root"  # `../..` or an absolute path: never read
+REASONS = (MISSING_FRAMES, BOX_COUNT, BAD_BOX, UNREADABLE, EMPTY_DESCRIPTION, MALFORMED, NOT_UTF8, OUTSIDE_ROOT)
 
 TRACK_FEATURES = datasets.Features(
     {
@@ -65,6 +69,8 @@ def track_record_problem(record: dict[str, Any], frames: FrameStore | None = Non
         return BAD_BOX
     if not str(record.get("object_description") or "").strip():
         return EMPTY_DESCRIPTION
+    if frames is not None and not all(frames.inside(p) for p in frame_paths):
+        return OUTSIDE_ROOT
     if frames is not None and not all(frames.exists(p) for p in frame_paths):
         return MISSING_FRAMES
     return None
@@ -119,8 +125,35 @@ def _normalized_track_row(raw: Any) -> dict[str, Any]:
     return row
 
 
-def _track_rows(files: list[str], frames_root: str | None) -> Any:
-    """Every line of `files` as a row plus `_problem` (empty when usable): bad lines are kept, to be counted."""
+def jsonl_lines(path: str | os.PathLike) -> Any:
+    """The non-blank lines of a JSONL file as text, or None for a line that is not UTF-8 (a byte-order mark at a
+    line's start is dropped)."""
+    with open(path, "rb") as handle:
+        for raw in handle:
+            if not raw.strip():
+                continue
+            try:
+                yield raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                yield None
+
+
+def content_key(files: Sequence[str]) -> list[list[Any]]:
+    """What the `datasets` cache of `files` is keyed by besides their paths: each file's size and a hash of its
+    bytes, so an edited file is read again (the cache of `Dataset.from_generator` is keyed by its arguments)."""
+    key = []
+    for path in files:
+        digest = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        key.append([str(path), os.path.getsize(path), digest.hexdigest()])
+    return key
+
+
+def _track_rows(files: list[str], frames_root: str | None, content: Any = None) -> Any:
+    """Every line of `files` as a row plus `_problem` (empty when usable): bad lines are kept, to be counted.
+    `content` (`content_key`) is not read here: it only keys the cache."""
     frames = FrameStore.from_path(frames_root) if frames_root is not None else None
     empty = {
         "source": "",
@@ -134,16 +167,16 @@ def _track_rows(files: list[str], frames_root: str | None) -> Any:
         "frame_size": [],
     }
     for path in files:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                try:
-                    row = _normalized_track_row(json.loads(line))
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                    yield {**empty, "_problem": MALFORMED}
-                    continue
-                yield {**row, "_problem": track_record_problem(row, frames) or ""}
+        for line in jsonl_lines(path):
+            if line is None:
+                yield {**empty, "_problem": NOT_UTF8}
+                continue
+            try:
+                row = _normalized_track_row(json.loads(line))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                yield {**empty, "_problem": MALFORMED}
+                continue
+            yield {**row, "_problem": track_record_problem(row, frames) or ""}
 
 
 def load_track_records(
@@ -153,13 +186,15 @@ def load_track_records(
     `IterableDataset` with `streaming=True` for the full 1.27M).
 
     Built with `from_generator` rather than `load_dataset("json")` so one malformed line is counted, not fatal.
-    `metadata` is dropped: its keys vary across sources and Arrow needs one schema.
+    `metadata` is dropped: its keys vary across sources and Arrow needs one schema. The Arrow cache is keyed by
+    the files' content (`content_key`), not just their paths, so an edited file gives its new records.
     """
     files = [str(files)] if isinstance(files, str | os.PathLike) else [str(f) for f in files]
     features = datasets.Features({**TRACK_FEATURES, "_problem": datasets.Value("string")})
     kwargs = {"files": files, "frames_root": str(frames_root) if frames_root is not None else None}
-    if streaming:
+    if streaming:  # read afresh on every pass: nothing cached
         return datasets.IterableDataset.from_generator(_track_rows, features=features, gen_kwargs=kwargs)
+    kwargs["content"] = content_key(files)
     return datasets.Dataset.from_generator(_track_rows, features=features, gen_kwargs=kwargs)
 
 
@@ -182,14 +217,14 @@ def usable_track_records(
 def read_jsonl_lenient(path: str | os.PathLike, counts: SkipCounts) -> list[dict[str, Any]]:
     """Records of a small JSONL (grounding, VideoQA), skipping undecodable lines instead of failing the run."""
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                counts.add(MALFORMED)
-                continue
-            rows.append(row) if isinstance(row, dict) else counts.add(MALFORMED)
+    for line in jsonl_lines(path):
+        if line is None:
+            counts.add(NOT_UTF8)
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            counts.add(MALFORMED)
+            continue
+        rows.append(row) if isinstance(row, dict) else counts.add(MALFORMED)
     return rows

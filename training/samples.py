@@ -205,6 +205,9 @@ class SampleBuilder:
     def encode(self, example: Example, images: Sequence[PIL.Image.Image]) -> dict[str, Any]:
         """Tokenize with image tokens expanded and labels only on the answers (their `</s>` included)."""
         processor = self.processor
+        if getattr(processor, "prompt_format", "elysium") == "released":  # a released-format fine-tune
+            input_ids, labels = processor.encode_with_labels(example.text)
+            return self._finish(example, images, input_ids, labels)
         text = example.text.replace(processor.image_token, processor.image_token * processor.num_image_tokens)
         spans, cursor = [], 0
         for _ in example.answers:
@@ -218,6 +221,12 @@ class SampleBuilder:
             token if any(s < token_end and token_start < e for s, e in spans) and token_end > token_start else -100
             for token, (token_start, token_end) in zip(input_ids, encoding["offset_mapping"])
         ]
+        return self._finish(example, images, input_ids, labels)
+
+    def _finish(
+        self, example: Example, images: Sequence[PIL.Image.Image], input_ids: list[int], labels: list[int]
+    ) -> dict[str, Any]:
+        processor = self.processor
         if self.max_length is not None and len(input_ids) > self.max_length:
             raise SampleTooLong(f"{len(input_ids)} tokens > max_length {self.max_length}")
         pixel_values = processor.image_processor(list(images))["pixel_values"]

@@ -5,7 +5,8 @@ labelled positions only: `score_labelled_positions_only`), but TRL 1.16 has no v
 support for vision models, so the dataset is ours (already tokenized: `skip_prepare_dataset`), the columns stay
 (`remove_unused_columns=False`) and the collator is ours.
 Re-running the same command resumes from the last checkpoint in `output_dir` (weights, optimizer, scheduler,
-data position and RNG states; the data is a pure function of (seed, epoch, index), so it continues exactly).
+data position and RNG states; the data is a pure function of (seed, epoch, index), so it continues exactly); a
+damaged last checkpoint (a truncated file) is set aside with a warning and the one before it resumed.
 With `data.streaming: true` the track records are read as a stream (`max_steps` required); on resume Trainer
 re-reads the stream and skips the batches already trained on, which gives the same samples again.
 """
@@ -28,22 +29,22 @@ import torch
 import trl.trainer.utils as trl_utils
 from accelerate import PartialState
 from elysium.hub.export import make_hub_ready
+from elysium.synthetic import SynthConfig, make_squares, square_sets, synthesize
 from elysium.training.callbacks import (
     EpochCallback,
     ProgressLineCallback,
     SkipCountsCallback,
     ThroughputMeter,
 )
+from elysium.training.checkpoints import resumable_checkpoint, set_aside
 from elysium.training.collator import ElysiumCollator
 from elysium.training.config import load_config, stage_configs
 from elysium.training.dataset_builder import build_train_dataset, clip_frames, context_range, grounding_specs
 from elysium.training.decay_on_loss import DecayOnLoss, DecayOnLossSchedule
+from elysium.training.distributed import check_launch, check_world_size
 from elysium.training.model_setup import build_model_and_processor, count_parameters, set_trainable
 from elysium.training.records import SkipCounts
-from elysium.training.squares import make_squares, square_sets
-from elysium.training.synth import SynthConfig, synthesize
 from transformers import TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
 logger = logging.getLogger("elysium.training")
@@ -146,10 +147,10 @@ def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
     Keys: `out_dir`, `videos`, `seed`, `frames_per_video: [MIN, MAX]`, `size: [W, H]`, `sources` (which of
     `track` and `grounding` (first-frame REC/REG images) to train on; default `[track]`) and any other
     `SynthConfig` field (`photos`, `objects_per_video`, `tracks_per_video`, `min_track_frames`, ...).
-    `data.squares` (`training/squares.py`) makes position-only square images and adds them as grounding sources.
+    `data.squares` (`synthetic/squares.py`) makes position-only square images and adds them as grounding sources.
     """
     sets = square_sets(data_cfg)
-    if sets:  # position-only squares (training/squares.py), each a grounding source of its own name
+    if sets:  # position-only squares (synthetic/squares.py), each a grounding source of its own name
         state = PartialState()
         with state.main_process_first():
             if state.is_main_process:
@@ -228,15 +229,39 @@ def save_final(trainer: SFTTrainer, output_dir: Path) -> None:
     accelerator.wait_for_everyone()
 
 
+def resume_from(trainer: SFTTrainer, output_dir: Path) -> str | None:
+    """The newest whole checkpoint in `output_dir` (None: start afresh). Newer damaged ones (a job killed while it
+    saved) are reported, with why, and renamed `damaged-checkpoint-N` by the main process, out of Trainer's way."""
+    accelerator = trainer.accelerator
+    last, rejected = resumable_checkpoint(output_dir)  # every rank reads the same files, so decides alike
+    accelerator.wait_for_everyone()  # all have read before any folder moves
+    for folder, problem in rejected:
+        if accelerator.is_main_process:
+            moved = set_aside(folder)
+            logger.warning("%s rejected: %s; moved to %s", folder.name, problem, moved.name)
+    if rejected:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            logger.warning("resuming from %s, the newest whole checkpoint", last.name)
+    elif last is not None:
+        logger.info("resuming from %s", last)
+    return str(last) if last is not None else None
+
+
 def check_streaming_args(args: SFTConfig) -> None:
     """A stream has no length: `max_steps` sets the run's length. Its skip counts live in the process that reads
     it, so it is read in the training process (`dataloader_num_workers: 0`; one JSONL is one shard, which
-    `datasets` would hand to a single worker anyway)."""
+    `datasets` would hand to a single worker anyway), and by every rank for itself (`dispatch_batches: false`)."""
     if args.max_steps is None or args.max_steps <= 0:
         raise ValueError(
             "data.streaming needs training.max_steps > 0: a stream has no length, so the number of steps "
             f"cannot come from num_train_epochs (got max_steps={args.max_steps})"
         )
+    if args.accelerator_config.dispatch_batches:
+        logger.warning("data.streaming: accelerator_config.dispatch_batches -> false (each rank reads its own records)")
+    # Each rank reads its own share of the stream (`StreamingTrackDataset.as_hf_dataset`), rather than rank 0 reading
+    # every batch and sending the others theirs (accelerate's default for iterable datasets).
+    args.accelerator_config.dispatch_batches = False
     if args.dataloader_num_workers:
         logger.warning(
             "data.streaming: dataloader_num_workers %d -> 0 (the stream and its skip counts are read in the "
@@ -267,9 +292,14 @@ def train(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = ()) -> 
 
 def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = ()) -> ElysiumSFTTrainer:
     """Build everything from a one-stage `config`, train (resuming if possible), save `final/`."""
+    # The distributed setup first (SFTConfig makes accelerate's state): the data preparation below runs on the main
+    # process only, and the streaming reader splits the records by rank.
+    args = SFTConfig(**{**DEFAULT_ARGS, **check_launch(config["training"]), **REQUIRED_ARGS})
+    check_world_size(args.world_size)
+    if args.world_size > 1 and args.process_index == 0:
+        logger.info("%d ranks, %s", args.world_size, args.distributed_state.distributed_type)
     data_cfg = dict(config["data"])
     prepare_synthetic(data_cfg)
-    args = SFTConfig(**{**DEFAULT_ARGS, **config["training"], **REQUIRED_ARGS})
     model, processor = build_model_and_processor(config["model"])
     track_context = context_range(data_cfg, "track_context")
     if track_context is not None:  # the tracker crops clips as training did: the range's geometric middle
@@ -311,9 +341,7 @@ def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = (
         validation.clear()
         runtime.clear()
     output_dir = Path(args.output_dir)
-    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-    if last:
-        logger.info("resuming from %s", last)
+    last = resume_from(trainer, output_dir)
     trainer.train(resume_from_checkpoint=last)
     save_final(trainer, output_dir / "final")
     return trainer

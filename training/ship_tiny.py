@@ -3,7 +3,8 @@
     python -m elysium.training.ship_tiny --run runs/elysium-tiny --compare runs/elysium-tiny-frozen-gate \
         --heldout docs/elysium-tiny/heldout/report.json --out models/elysium-tiny
 
-Copies the run's last stage `final/` (weights, processor, flat code) and adds what a user needs to trust it:
+Copies the run's last stage `final/` (weights and processor; no code: the package loads it with its own classes) and
+adds what a user needs to trust it:
 `elysium_recipe.json` (config, data seed, stages with steps, batch, learning rate and wall time, library versions,
 the held-out scores), `training_curves.json` / `.png` (the runs end to end, the compared run beside it) and a model
 card with the held-out tables of `elysium heldout`. The folder is replaced atomically.
@@ -27,14 +28,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from elysium.atomic import write_json_atomic
 from elysium.evaluation.heldout_report import conditions_table, scores_table
-from elysium.hub.export import atomic_folder, code_files, model_card
+from elysium.hub.export import REMOTE_CODE_SENTENCE, atomic_folder, code_files, model_card, pipeline_files
+from elysium.synthetic import square_sets
+from elysium.utils.atomic import write_json_atomic
 
 from .config import load_config, stage_configs
 from .curves import plot_runs, read_run
 from .dataset_builder import clip_frames
-from .squares import square_sets
 
 CONFIG = "training/configs/tiny.yaml"
 SIZE_LIMIT = 30 * 2**20
@@ -135,11 +136,40 @@ def _gate(stage: dict[str, Any]) -> str:
     return "" if trains is None else ("trained" if trains else "held")
 
 
+# OpenCV's CSRT (opencv-contrib-python-headless 5.1, untrained, one thread) on `elysium heldout`'s own held-out set
+# (seed 1001, 60 videos, 186 tracks, the first 16 frames, got10k protocol), measured once by
+# `python benchmarks/csrt_baseline.py`: it depends on the data and OpenCV only, not on the model.
+CSRT_HELDOUT = {"tracks": 186, "seed": 1001, "success_auc": 0.765, "precision_20px": 0.948}
+
+
+def classical_tracker(report: dict[str, Any] | None) -> str:
+    """The card's section with CSRT beside the model on the same tracks (only for the held-out set CSRT ran on)."""
+    if report is None or report.get("settings", {}).get("seed") != CSRT_HELDOUT["seed"]:
+        return ""
+    name, scores = next(iter(report["models"].items()))
+    baseline = report["baselines"]["sot_first_box"]
+    rows = [("OpenCV CSRT", CSRT_HELDOUT), (name, scores["sot"]), ("first box repeated", baseline)]
+    table = "\n".join(f"| {n} | {100 * s['success_auc']:.1f} | {100 * s['precision_20px']:.1f} |" for n, s in rows)
+    return f"""### Beside a classical tracker
+
+OpenCV's CSRT (untrained, one thread) on the same {CSRT_HELDOUT["tracks"]} held-out tracks, the same first 16 frames
+and the same scoring (got10k protocol), from the first box:
+
+| SOT (x100) | AUC | precision (20 px) |
+| :-- | --: | --: |
+{table}
+
+`pip install -e ".[bench]" && python benchmarks/csrt_baseline.py --report docs/elysium-tiny/heldout/report.json`
+(it generates the held-out set as `elysium heldout` does). How the model got here, version by version: the
+package's `docs/elysium-tiny/history.md`.
+"""
+
+
 def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | None) -> str:
     """The export's card (usage, prompt and box format) with what elysium-tiny is and how well it does first."""
     head, _, rest = generic.partition("\n# Elysium\n")
     rest = rest.replace(
-        "The model and processor code ship in this repository, so load them with `trust_remote_code=True`.",
+        REMOTE_CODE_SENTENCE,
         "This folder carries no code: the `elysium` package loads it (its classes register with the Auto classes);\n"
         "`elysium export --model models/elysium-tiny --out DIR` writes a copy that loads with `trust_remote_code`.",
     )
@@ -168,13 +198,17 @@ def tiny_card(generic: str, recipe: dict[str, Any], report: dict[str, Any] | Non
 
 The default model of the `elysium` package: a small Elysium (CLIP-style vision tower and Llama, trained from
 scratch) that runs on a CPU with no download. It was trained by the package's own `training/sft.py` on generated
-videos only (`training/synth.py`: colored shapes with nameable attributes, motion, occlusion, distractors), so it
+videos only (`synthetic/`: colored shapes with nameable attributes, motion, occlusion, distractors), so it
 knows those objects and nothing else: use it to try the package end to end, not on real footage.
+
+**What it is for: a demo of the pipeline, not a tracker.** It beats trivial baselines on generated scenes, but an
+untrained classical tracker (OpenCV's CSRT) beats it by far on the same held-out tracks (below), and it cannot
+follow a real object such as a face: it has only ever seen coloured shapes. For real video, use Elysium-7B.
 
 ## Recipe
 
 `{recipe["command"]}` (`{recipe["config"]}`): data seed {recipe["data_seed"]}, {recipe["data"]["videos"]} videos;
-stage 1 on images (REC/REG on position-only squares, `training/squares.py`, then on the videos' first frames),
+stage 1 on images (REC/REG on position-only squares, `synthetic/squares.py`, then on the videos' first frames),
 stage 2 on SOT/RSOT/Video-REG clips mixed with the images ("clip frames": the clips' lengths where the stage had
 clips; the model tracks in clips of the last such stage's longest, `track_clip_len` in `config.json`).
 Where the table says so, images or clips were cut to a square that many times the target's size around it; a model
@@ -196,8 +230,9 @@ Training curves: `training_curves.png` / `.json` in this folder; the full record
 
 {quality}
 
-Read these against the baselines: where the model does not beat them it does not track yet. Whether it reads the
-pixels at all: `python -m elysium.training.pixel_reliance` (the package's docs/elysium-tiny/pixel-reliance.md).
+Read these against the baselines: where the model does not beat them it does not track yet.
+
+{classical_tracker(report)}
 
 # Elysium
 {rest}"""
@@ -206,13 +241,14 @@ pixels at all: `python -m elysium.training.pixel_reliance` (the package's docs/e
 def drop_remote_code(folder: Path) -> None:
     """Undo `make_hub_ready`'s additions: the flat code copies and the `auto_map`s pointing at them. The package
     loads its default model with its own classes, and a copy of the code beside them would only go stale."""
-    for path in code_files():
-        (folder / path.name).unlink(missing_ok=True)
+    for name in [path.name for path in code_files()] + list(pipeline_files()):
+        (folder / name).unlink(missing_ok=True)
     for name in ("config.json", "processor_config.json", "preprocessor_config.json"):
         file = folder / name
         if file.is_file():
             data = json.loads(file.read_text())
             data.pop("auto_map", None)
+            data.pop("custom_pipelines", None)
             if isinstance(data.get("image_processor"), dict):
                 data["image_processor"].pop("auto_map", None)
             write_json_atomic(file, data)
