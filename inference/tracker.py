@@ -199,7 +199,7 @@ class _SearchRegion(NamedTuple):
 # Test-time views of a search region, in the order `views` takes them: (shift of the square along both axes, in
 # vision patches, mirrored). Shifted by half a patch the target falls on other patch borders, and mirrored the
 # model reads it the other way round, so the views' errors are partly independent and their median box is more
-# exact than one view's (docs/elysium-tiny/localization.md, "Test-time views").
+# exact than one view's (docs/elysium-tiny/history.md).
 VIEWS: tuple[tuple[float, bool], ...] = ((0.0, False), (0.0, True), (0.5, False), (0.5, True), (-0.5, False))
 
 
@@ -238,8 +238,8 @@ class ElysiumTracker:
     around the box it found, and keeps the second answer.
     `box_scale` (default: the model's `config.track_box_scale`, else 1): each box the tracker reports is widened
     by it about its centre (within the frame); the box carried to the next clip, and so the next square and prompt,
-    stays as the model answered (widening those made the track drift: docs/elysium-tiny/localization.md, "Box
-    size"). A given first box is reported as given.
+    stays as the model answered (widening those made the track drift: docs/elysium-tiny/history.md). A given
+    first box is reported as given.
     `decoder`: how tracking answers are decoded: "constrained" (`ConstrainedBoxDecoder`: greedy along the box
     grammar, forced runs and verified guesses fed in chunks, few forward passes; the tokens `generate` gives, as it
     follows the model where the model leaves the format), "strict" (the same, but the grammar is kept there too, so
