@@ -24,8 +24,11 @@ from .boxes import ParsedTrack, denormalize_box, format_track, normalize_box, pa
 from .image_processing_elysium import ElysiumImageProcessor
 from .prompts import task_prompt
 from .released_format import (
+    ANSWER_TEXT,
     ASSISTANT,
     ELYSIUM,
+    FRAMES_THEN_TEXT,
+    MESSAGE_ITEMS,
     RELEASED,
     RELEASED_CHAT_TEMPLATE,
     check_prompt_format,
@@ -49,22 +52,13 @@ def chat_template(system_prompt: str = SYSTEM_PROMPT) -> str:
     first_user = " USER: " if system_prompt else "USER: "
     return (
         "{{- '" + system + "' -}}"
-        "{%- for message in messages -%}"
-        "{%- if message['content'] is string -%}{%- set items = [{'type': 'text', 'text': message['content']}] -%}"
-        "{%- else -%}{%- set items = message['content'] -%}{%- endif -%}"
-        "{%- if message['role'] == 'user' -%}"
-        "{{- '" + first_user + "' if loop.first else 'USER: ' -}}"
-        "{%- set frames = items | selectattr('type', 'equalto', 'image') | list -%}"
-        "{%- if frames | length == 1 -%}{{- '<image>\n' -}}"
-        "{%- elif frames | length > 1 -%}"
-        "{%- for frame in frames -%}{{- 'Frame ' ~ loop.index ~ ': <image>' -}}{{- ', ' if not loop.last -}}"
-        "{%- endfor -%}"
-        "{{- '\n' -}}{%- endif -%}"
-        "{%- for item in items if item['type'] == 'text' -%}{{- item['text'] -}}{%- endfor -%}"
-        "{%- elif message['role'] == 'assistant' -%}"
-        "{{- ' ASSISTANT: ' -}}"
-        "{%- for item in items if item['type'] == 'text' -%}{{- item['text'] -}}{%- endfor -%}"
-        "{{- '</s>' -}}"
+        "{%- for message in messages -%}" + MESSAGE_ITEMS + "{%- if message['role'] == 'user' -%}"
+        "{{- '"
+        + first_user
+        + "' if loop.first else 'USER: ' -}}"
+        + FRAMES_THEN_TEXT
+        + "{%- elif message['role'] == 'assistant' -%}"
+        "{{- ' ASSISTANT: ' -}}" + ANSWER_TEXT + "{{- '</s>' -}}"
         "{%- endif -%}"
         "{%- endfor -%}"
         "{%- if add_generation_prompt -%}{{- ' ASSISTANT:' -}}{%- endif -%}"

@@ -32,14 +32,13 @@ USER = "USER: "
 ASSISTANT = "ASSISTANT:"
 END = "</s>"
 
-# The chat template writing the released text: frames as "Frame i: <image>, ...\n" (one image: "<image>\n"),
-# the question, "ASSISTANT:", and an answer directly after it, closed by "</s>".
-RELEASED_CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
+# The Jinja pieces both chat templates share (this module's and processing_elysium's): a message's items, and a
+# user turn's frames ("Frame i: <image>, ...\n"; one image: "<image>\n") followed by its text.
+MESSAGE_ITEMS = (
     "{%- if message['content'] is string -%}{%- set items = [{'type': 'text', 'text': message['content']}] -%}"
     "{%- else -%}{%- set items = message['content'] -%}{%- endif -%}"
-    "{%- if message['role'] == 'user' -%}"
-    "{{- '" + RELEASED_SYSTEM.replace("'", "\\'") + "' if loop.first -}}{{- 'USER: ' -}}"
+)
+FRAMES_THEN_TEXT = (
     "{%- set frames = items | selectattr('type', 'equalto', 'image') | list -%}"
     "{%- if frames | length == 1 -%}{{- '<image>\n' -}}"
     "{%- elif frames | length > 1 -%}"
@@ -47,10 +46,19 @@ RELEASED_CHAT_TEMPLATE = (
     "{%- endfor -%}"
     "{{- '\n' -}}{%- endif -%}"
     "{%- for item in items if item['type'] == 'text' -%}{{- item['text'] -}}{%- endfor -%}"
-    "{{- 'ASSISTANT:' -}}"
-    "{%- elif message['role'] == 'assistant' -%}"
-    "{%- for item in items if item['type'] == 'text' -%}{{- item['text'] -}}{%- endfor -%}"
-    "{{- '</s>' -}}"
+)
+ANSWER_TEXT = "{%- for item in items if item['type'] == 'text' -%}{{- item['text'] -}}{%- endfor -%}"
+
+# The chat template writing the released text: the frames, the question, "ASSISTANT:", and an answer directly
+# after it, closed by "</s>".
+RELEASED_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}" + MESSAGE_ITEMS + "{%- if message['role'] == 'user' -%}"
+    "{{- '"
+    + RELEASED_SYSTEM.replace("'", "\\'")
+    + "' if loop.first -}}{{- 'USER: ' -}}"
+    + FRAMES_THEN_TEXT
+    + "{{- 'ASSISTANT:' -}}"
+    "{%- elif message['role'] == 'assistant' -%}" + ANSWER_TEXT + "{{- '</s>' -}}"
     "{%- endif -%}"
     "{%- endfor -%}"
 )
