@@ -7,6 +7,7 @@ Nothing downloads: truth comes from `elysium data synth`; the detector and track
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import string
@@ -577,9 +578,9 @@ def test_sft_trains_on_the_built_dataset(synth, tmp_path):
             "2",
         ],
     )
-    config["data"].pop("synthetic")
-    config["data"]["track"] = [summary["outputs"]["annotations"]]
-    config["data"]["frames_root"] = summary["outputs"]["frames_root"]
+    outputs = summary["outputs"]
+    data = dataclasses.replace(config.data, synthetic=None, track=[outputs["annotations"]])
+    config = dataclasses.replace(config, data=dataclasses.replace(data, frames_root=outputs["frames_root"]))
     trainer = train(config)
     assert trainer.state.global_step == 2 and (tmp_path / "run" / "final" / "model.safetensors").is_file()
     skips = json.loads((tmp_path / "run" / "data_skip_counts.json").read_text())
