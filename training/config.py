@@ -111,8 +111,8 @@ def _describe(hint: Any) -> str:
 
 
 def _coerce(value: Any, hint: Any) -> Any:
-    """`value` as type `hint` (ints where floats go; numeric strings where numbers go, since YAML 1.1 reads `2e-5`
-    as a string), or TypeError. Only the types configs use are checked; others pass as they are (SFTConfig
+    """`value` as type `hint` (an int where a float goes, as it is; a numeric string as a float, since YAML 1.1 reads
+    `2e-5` as a string), or TypeError. Only the types configs use are checked; others pass as they are (SFTConfig
     validates its own when built). Written here because HfArgumentParser.parse_dict does not check types."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
@@ -138,7 +138,7 @@ def _coerce(value: Any, hint: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise TypeError
         try:
-            return float(value)
+            return value if isinstance(value, (int, float)) else float(value)
         except ValueError:
             raise TypeError from None
     if hint is str:
