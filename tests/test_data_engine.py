@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from elysium.cli import main as elysium_main
 from elysium.data_engine.chunks import ABSTRACT, PLURAL, PRONOUN, doc_chunks, load_spacy
 from elysium.data_engine.engine import BuildConfig, build, read_inputs
 from elysium.data_engine.filters import (
@@ -29,7 +30,6 @@ from elysium.data_engine.filters import (
     kalman_nis,
 )
 from elysium.data_engine.replay import ReplayDetector, ReplayTracker, _leading_noun_phrase, replay_captions
-from elysium.inference.cli import main as elysium_main
 from elysium.synthetic import SynthConfig, synthesize
 from elysium.training.records import load_track_records
 
@@ -312,7 +312,7 @@ def test_two_accelerate_processes_split_the_shards(synth, tmp_path):
         "--num_processes",
         "2",
         "-m",
-        "elysium.inference.cli",
+        "elysium.cli",
         "data",
         "build",
         "--videos",

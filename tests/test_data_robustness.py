@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from elysium.inference.cli import main as elysium_main
+from elysium.cli import main as elysium_main
 from elysium.synthetic import SynthConfig, synthesize
 from elysium.training.config import DataArgs
 from elysium.training.dataset_builder import build_train_dataset

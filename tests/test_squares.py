@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from elysium.inference.cli import main as elysium_main
+from elysium.cli import main as elysium_main
 from elysium.synthetic import COLORS, expression_matches, make_squares, square_sets
 from elysium.training.config import DataArgs
 from elysium.training.sft import prepare_synthetic

@@ -1,4 +1,5 @@
-"""Supervised fine-tuning of Elysium: `accelerate launch training/sft.py --config training/configs/NAME.yaml`.
+"""Supervised fine-tuning of Elysium: `accelerate launch training/sft.py --config training/configs/NAME.yaml`, or
+`elysium train --config ...` (training/train_cli.py: in this process, or through `accelerate launch`).
 
 TRL's `SFTTrainer` drives the loop (its fused LM head computes the loss without materializing logits, here on the
 labelled positions only: `score_labelled_positions_only`), but TRL 1.16 has no video, packing or padding-free

@@ -16,6 +16,8 @@ re-scores a shipped folder without its run: its record and card get the new held
 compared runs beside its own (kept from when it shipped). With either,
 `--views` and `--box-scale` set the tracker's defaults the report was made with (`track_views`, its test-time
 views, and `track_box_scale`, how much it widens the boxes it reports, in `config.json`).
+
+A maintainer's tool, run with `python -m`, not an `elysium` subcommand: it rewrites the model the package ships.
 """
 
 from __future__ import annotations
