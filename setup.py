@@ -18,6 +18,7 @@ FOLDERS = [
     "models",
     "assets",
     "data_engine",  # `elysium data build`, the ElysiumTrack data engine
+    "cli",  # the `elysium` command: the dispatcher over every folder's subcommands
 ]
 # The data engine's extra; CI installs only `.[test]`, so the test extra names them too.
 DATA = ["spacy>=3.7", "filterpy>=1.4.5"]
@@ -73,5 +74,5 @@ setup(
             *DATA,
         ],
     },
-    entry_points={"console_scripts": ["elysium=elysium.inference.cli:main"]},
+    entry_points={"console_scripts": ["elysium=elysium.cli:main"]},
 )

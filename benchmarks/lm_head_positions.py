@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import random
 import statistics
@@ -29,7 +30,7 @@ from elysium.modeling_elysium import ElysiumForConditionalGeneration  # noqa: E4
 from elysium.processing import ElysiumProcessor  # noqa: E402
 from elysium.synthetic import SynthConfig, synthesize  # noqa: E402
 from elysium.training.collator import ElysiumCollator  # noqa: E402
-from elysium.training.config import load_config, stage_configs  # noqa: E402
+from elysium.training.config import DataArgs, load_config, stage_configs  # noqa: E402
 from elysium.training.dataset_builder import build_train_dataset  # noqa: E402
 from elysium.training.model_setup import resize_frames  # noqa: E402
 from elysium.training.records import SkipCounts  # noqa: E402
@@ -45,13 +46,13 @@ def batches(processor: ElysiumProcessor, args: argparse.Namespace, folder: str) 
     """`args.steps` collated batches of `args.batch` samples from the training dataset a stage of the recipe builds
     (`tiny.yaml`'s `args.stage`: its clip lengths, crops and box jitter), on a small generated set."""
     summary = synthesize(folder, 12, 0, (24, 48), (160, 120), config=SynthConfig(photos=False), progress=False)
-    stage = dict(stage_configs(load_config(RECIPE)))[args.stage]["data"]
-    data_cfg = {
-        **{k: v for k, v in stage.items() if k.startswith(("track_", "min_", "max_", "task_"))},
-        "track": [str(summary.annotations)],
-        "frames_root": folder,
-    }
-    dataset = build_train_dataset(data_cfg, processor, 0, SkipCounts(), SkipCounts())
+    stage = dict(stage_configs(load_config(RECIPE)))[args.stage].data
+    data = DataArgs(  # the stage's clips, crops and box jitter, on the generated set
+        **{k: v for k, v in dataclasses.asdict(stage).items() if k.startswith(("track_", "min_", "max_", "task_"))},
+        track=[str(summary.annotations)],
+        frames_root=folder,
+    )
+    dataset = build_train_dataset(data, processor, 0, SkipCounts(), SkipCounts())
     collate, rng = ElysiumCollator(processor.tokenizer.pad_token_id), random.Random(0)
     return [collate([dataset[rng.randrange(len(dataset))] for _ in range(args.batch)]) for _ in range(args.steps)]
 

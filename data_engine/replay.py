@@ -1,6 +1,6 @@
 """Stand-ins for the detector and the tracker that replay known boxes (ElysiumTrack records, e.g. from
 `elysium data synth`), with controlled noise and drift: the funnel's filters can then be checked, and their
-thresholds judged, against truth. `python -m elysium.data_engine.replay SYNTH_DIR` writes the captions file
+thresholds judged, against truth. `elysium data replay-captions SYNTH_DIR` writes the captions file
 (`captions.jsonl`: each video's descriptions, with their noun chunks given) that `elysium data build` reads.
 
 Drift kinds (per trajectory, chosen by a seeded generator so a run is repeatable):
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -179,13 +178,7 @@ def _leading_noun_phrase(description: str, head: str) -> str:
     return " ".join(words[: words.index(head) + 1]) if head in words else description
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m elysium.data_engine.replay", description=replay_captions.__doc__)
-    parser.add_argument("synth_dir", help="a folder written by `elysium data synth`")
-    args = parser.parse_args(argv)
+def run_replay_captions(args: argparse.Namespace) -> int:
+    """`elysium data replay-captions SYNTH_DIR` (registered by `elysium.training.data_cli`)."""
     print(replay_captions(args.synth_dir))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -98,9 +98,8 @@ def stage_batches(
     chosen = stages[0] if stage is None else next((s for s in stages if s[0] == stage), None)
     if chosen is None:
         raise ValueError(f"{config_path} has no stage {stage!r}; its stages: {', '.join(map(str, names))}")
-    data_cfg = dict(chosen[1]["data"])
-    prepare_synthetic(data_cfg)
-    dataset = build_train_dataset(data_cfg, processor, seed, SkipCounts(), SkipCounts())
+    data = prepare_synthetic(chosen[1].data)
+    dataset = build_train_dataset(data, processor, seed, SkipCounts(), SkipCounts())
     order = random.Random(seed).sample(range(len(dataset)), min(samples, len(dataset)))
     collator = ElysiumCollator(processor.tokenizer.pad_token_id)
     items = [dataset[i] for i in order]

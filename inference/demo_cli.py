@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from elysium.inference.cli import UserError
+from elysium.utils.errors import UserError
 
 
 def load_demo() -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from elysium.inference import default_model
-from elysium.inference.cli import UserError
+from elysium.utils.errors import UserError
 
 
 def resolve_device(device: str | None) -> torch.device:

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elysium.inference.cli import UserError
 from elysium.inference.default_model import DEFAULT_MODEL
 from elysium.inference.threads import add_thread_argument, use_threads
-from elysium.utils.errors import check_at_least, check_out_folder
+from elysium.utils.errors import UserError, check_at_least, check_out_folder
 
 GIVEN_COLOR = (40, 220, 90)  # boxes read from the model
 REPAIRED_COLOR = (255, 150, 0)  # boxes carried over malformed output

@@ -7,6 +7,9 @@ The video is one of the generated scenes (`scenes.py`), made with a seed no data
 1001), at the size `elysium-tiny` was trained on (160x120), 48 frames at 16 fps. Its target is an object in view in
 every frame, so both the box and the expression have something to follow all the way; `demo.json` keeps its box in
 every frame so `elysium demo` can print a real IoU.
+
+A maintainer's tool, run with `python -m`, not an `elysium` subcommand: it rewrites the package's bundled files, and
+`demo.json` records this command (`made_by`).
 """
 
 from __future__ import annotations

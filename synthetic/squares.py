@@ -153,9 +153,9 @@ def _paste_named_squares(
     return boxes[target], f"the {colors[target]} square"
 
 
-def square_sets(data_cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    """`data.squares` (one `{out_dir, images, seed, background, name}` or a list), checked, defaults filled in."""
-    value = data_cfg.get("squares")
+def square_sets(value: dict[str, Any] | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A training config's `data.squares` (one `{out_dir, images, seed, background, name}` or a list), checked,
+    defaults filled in."""
     if not value:
         return []
     sets = [value] if isinstance(value, dict) else value

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from conftest import IMAGE_SIZE, T_SELECTOR_TOKENS, tiny_config  # noqa: E402
-from elysium.inference.cli import UserError, main  # noqa: E402
+from elysium.cli import UserError, main  # noqa: E402
 from elysium.modeling_elysium import ElysiumForConditionalGeneration  # noqa: E402
 from elysium.processing import ElysiumImageProcessor, ElysiumProcessor  # noqa: E402
 from elysium.synthetic import synth_tokenizer  # noqa: E402

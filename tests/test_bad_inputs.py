@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from elysium.inference.cli import UserError, main
+from elysium.cli import UserError, main
 from elysium.processing.video import write_video
 from PIL import Image
 
@@ -365,7 +365,7 @@ def test_missing_as_failure_scores_missing_frames_as_iou_zero(files, capsys):
 
 
 def test_trust_remote_code_flag_on_every_model_loading_command():
-    from elysium.inference.cli import build_parser
+    from elysium.cli import build_parser
 
     parser = build_parser()
     commands = {
@@ -428,7 +428,7 @@ def test_a_killed_track_leaves_temps_the_next_run_removes(files, tmp_path):
         "import os, signal, sys\n"
         "from elysium.inference import track_cli\n"
         "track_cli._publish_together = lambda pairs: os.kill(os.getpid(), signal.SIGKILL)\n"
-        "from elysium.inference.cli import main\n"
+        "from elysium.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     argv = ["track", str(files["video"]), "--box", "0,10,10,20", "--model", str(files["model"]), "--quiet"]

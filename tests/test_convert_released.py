@@ -19,8 +19,8 @@ import huggingface_hub
 import numpy as np
 import pytest
 import torch
+from elysium.cli import main as cli_main
 from elysium.hub.convert_released import ConversionError, convert_released
-from elysium.inference.cli import main as cli_main
 from elysium.modeling_elysium import ElysiumForConditionalGeneration
 from elysium.processing.prompts import PARAPHRASES
 from elysium.processing.tokenizer_training import train_tokenizer

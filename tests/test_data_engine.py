@@ -7,6 +7,7 @@ Nothing downloads: truth comes from `elysium data synth`; the detector and track
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import string
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from elysium.cli import main as elysium_main
 from elysium.data_engine.chunks import ABSTRACT, PLURAL, PRONOUN, doc_chunks, load_spacy
 from elysium.data_engine.engine import BuildConfig, build, read_inputs
 from elysium.data_engine.filters import (
@@ -28,7 +30,6 @@ from elysium.data_engine.filters import (
     kalman_nis,
 )
 from elysium.data_engine.replay import ReplayDetector, ReplayTracker, _leading_noun_phrase, replay_captions
-from elysium.inference.cli import main as elysium_main
 from elysium.synthetic import SynthConfig, synthesize
 from elysium.training.records import load_track_records
 
@@ -311,7 +312,7 @@ def test_two_accelerate_processes_split_the_shards(synth, tmp_path):
         "--num_processes",
         "2",
         "-m",
-        "elysium.inference.cli",
+        "elysium.cli",
         "data",
         "build",
         "--videos",
@@ -577,9 +578,9 @@ def test_sft_trains_on_the_built_dataset(synth, tmp_path):
             "2",
         ],
     )
-    config["data"].pop("synthetic")
-    config["data"]["track"] = [summary["outputs"]["annotations"]]
-    config["data"]["frames_root"] = summary["outputs"]["frames_root"]
+    outputs = summary["outputs"]
+    data = dataclasses.replace(config.data, synthetic=None, track=[outputs["annotations"]])
+    config = dataclasses.replace(config, data=dataclasses.replace(data, frames_root=outputs["frames_root"]))
     trainer = train(config)
     assert trainer.state.global_step == 2 and (tmp_path / "run" / "final" / "model.safetensors").is_file()
     skips = json.loads((tmp_path / "run" / "data_skip_counts.json").read_text())

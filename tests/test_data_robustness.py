@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from elysium.inference.cli import main as elysium_main
+from elysium.cli import main as elysium_main
 from elysium.synthetic import SynthConfig, synthesize
+from elysium.training.config import DataArgs
 from elysium.training.dataset_builder import build_train_dataset
 from elysium.training.records import (
     MALFORMED,
@@ -84,7 +85,8 @@ def test_a_line_that_is_not_utf8_is_skipped_and_counted(synth, tmp_path, capsys,
     data_cfg = {"track": [str(path)], "frames_root": str(root), "samples_per_epoch": 4}
     for streaming in (False, True):
         validation, runtime = SkipCounts(), SkipCounts()
-        dataset = build_train_dataset({**data_cfg, "streaming": streaming}, processor, 0, validation, runtime)
+        data = DataArgs(**data_cfg, streaming=streaming)
+        dataset = build_train_dataset(data, processor, 0, validation, runtime)
         samples = [dataset[i] for i in range(4)] if not streaming else list(dataset)
         assert len(samples) == (4 if not streaming else 2) and all(len(s["input_ids"]) for s in samples)
         assert validation.as_dict() == {"used": 2, NOT_UTF8: 2}, streaming

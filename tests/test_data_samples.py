@@ -13,6 +13,7 @@ import PIL.Image
 import pytest
 from elysium.processing.boxes import format_track
 from elysium.synthetic import SynthConfig, synthesize
+from elysium.training.config import DataArgs
 from elysium.training.dataset_builder import (
     box_jitter,
     build_train_dataset,
@@ -177,15 +178,15 @@ def test_grounding_sources_are_named_weighed_apart_and_join_the_generated_one(pr
     squares = {"file": str(tmp_path / "squares.jsonl"), "image_root": str(tmp_path), "name": "squares"}
     walls = {"file": str(tmp_path / "walls.jsonl"), "image_root": str(tmp_path), "name": "walls"}
     data_cfg = {"grounding": [squares, walls], "weights": {"squares": 3.0, "walls": 1.0}, "samples_per_epoch": 200}
-    dataset = build_train_dataset(data_cfg, processor, 0, SkipCounts(), SkipCounts())
+    dataset = build_train_dataset(DataArgs(**data_cfg), processor, 0, SkipCounts(), SkipCounts())
     texts = [processor.tokenizer.decode(dataset[i]["input_ids"]) for i in range(len(dataset))]
     assert all(("square" in text) != ("wall" in text) for text in texts)
     assert 130 <= sum("square" in text for text in texts) <= 170  # 3 : 1
 
     with pytest.raises(ValueError, match="own `name`"):  # two sources called `grounding`
-        grounding_specs({"grounding": [dict(squares, name="grounding"), {"file": walls["file"]}]})
+        grounding_specs(DataArgs(grounding=[dict(squares, name="grounding"), {"file": walls["file"]}]))
     with pytest.raises(ValueError, match="file, image_root"):
-        grounding_specs({"grounding": ["squares.jsonl"]})
+        grounding_specs(DataArgs(grounding=["squares.jsonl"]))
 
     # data.synthetic's grounding images join the sources the config names, once however often it is prepared
     generated = tmp_path / "generated"
@@ -200,10 +201,9 @@ def test_grounding_sources_are_named_weighed_apart_and_join_the_generated_one(pr
             "photos": False,
         },
     }
-    prepare_synthetic(data_cfg)
-    prepare_synthetic(data_cfg)
-    assert [spec.get("name") for spec in data_cfg["grounding"]] == ["squares", "grounding"]
-    assert data_cfg["grounding"][1]["file"] == str(generated / "grounding.jsonl")
+    data = prepare_synthetic(prepare_synthetic(DataArgs(**data_cfg)))
+    assert [spec.get("name") for spec in data.grounding] == ["squares", "grounding"]
+    assert data.grounding[1]["file"] == str(generated / "grounding.jsonl")
 
 
 def test_streaming_records_feed_the_sample_builder(processor, tmp_path):
@@ -296,8 +296,8 @@ def test_track_crops_read_the_frame_size_when_the_record_has_none(processor, tmp
 @pytest.mark.parametrize("value", [[0.5, 2.0], [2.0, 1.5], ["a", 2], 3])
 def test_bad_crop_context_is_named(key, value):
     with pytest.raises(ValueError, match=key):
-        context_range({key: value}, key)
-    assert context_range({}, key) is None and context_range({key: [1, 2]}, key) == (1.0, 2.0)
+        context_range(DataArgs(**{key: value}), key)
+    assert context_range(DataArgs(), key) is None and context_range(DataArgs(**{key: [1, 2]}), key) == (1.0, 2.0)
 
 
 def _still_object(tmp_path: Path) -> tuple[dict, TrackSource]:
@@ -336,8 +336,8 @@ def test_track_place_centres_the_first_box_in_its_crop(processor, tmp_path):
 @pytest.mark.parametrize("value", [[-0.1, 0.5], [0.7, 0.3], [0.2, 1.5], ["a", 1], 0.5])
 def test_bad_track_place_is_named(value):
     with pytest.raises(ValueError, match="track_place"):
-        place_range({"track_place": value})
-    assert place_range({}) == (0.0, 1.0) and place_range({"track_place": [0.4, 0.6]}) == (0.4, 0.6)
+        place_range(DataArgs(track_place=value))
+    assert place_range(DataArgs()) == (0.0, 1.0) and place_range(DataArgs(track_place=[0.4, 0.6])) == (0.4, 0.6)
 
 
 def _prompt_and_answer_boxes(text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -391,5 +391,5 @@ def test_jittered_box_moves_by_its_size_and_stays_in_the_frame():
 @pytest.mark.parametrize("value", [-0.1, 1.5, "a", [0.1, 0.2]])
 def test_bad_track_box_jitter_is_named(value):
     with pytest.raises(ValueError, match="track_box_jitter"):
-        box_jitter({"track_box_jitter": value})
-    assert box_jitter({}) == 0.0 and box_jitter({"track_box_jitter": 0.2}) == 0.2
+        box_jitter(DataArgs(track_box_jitter=value))
+    assert box_jitter(DataArgs()) == 0.0 and box_jitter(DataArgs(track_box_jitter=0.2)) == 0.2

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 from elysium.assets import DEMO_JSON, DEMO_VIDEO
+from elysium.cli import main
 from elysium.inference import TASK, VideoObjectTrackingPipeline, default_model
-from elysium.inference.cli import main
 from elysium.processing.video import probe_video, read_video
 from elysium.synthetic.demo import make_demo
 from transformers import pipeline

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from elysium.cli import main
 from elysium.evaluation.benchmarks import load_benchmark, read_boxes
 from elysium.inference.benchmark_runner import run_benchmark
-from elysium.inference.cli import main
 from elysium.inference.tracker import ElysiumTracker
 from PIL import Image
 

@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 
-from elysium.inference.cli import main
+from elysium.cli import main
 from elysium.synthetic import synthesize
 from PIL import Image
 

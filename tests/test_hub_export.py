@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from elysium.cli import main as cli_main
 from elysium.hub.export import MODEL_AUTO_MAP, ExportError, code_files, export_model
-from elysium.inference.cli import main as cli_main
 from safetensors import safe_open
 from transformers.dynamic_module_utils import get_imports, get_relative_import_files
 

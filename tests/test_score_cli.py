@@ -1,4 +1,4 @@
-"""``elysium score`` end to end through ``elysium.inference.cli.main`` on a small LaSOT-layout fixture."""
+"""``elysium score`` end to end through ``elysium.cli.main`` on a small LaSOT-layout fixture."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from elysium.cli import main
 from elysium.evaluation.benchmarks import write_results
-from elysium.inference.cli import main
 
 GT = np.array([[10, 10, 20, 20], [12, 10, 20, 20], [14, 10, 20, 20], [16, 10, 20, 20]], dtype=float)
 

@@ -7,8 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from elysium.inference.cli import main as elysium_main
+from elysium.cli import main as elysium_main
 from elysium.synthetic import COLORS, expression_matches, make_squares, square_sets
+from elysium.training.config import DataArgs
 from elysium.training.sft import prepare_synthetic
 from PIL import Image
 
@@ -51,12 +52,11 @@ def test_data_squares_become_named_grounding_sources(tmp_path):
             {"out_dir": clutter, "images": 2, "background": "clutter", "name": "clutter"},
         ],
     }
-    prepare_synthetic(data_cfg)
-    prepare_synthetic(data_cfg)  # once each, however often prepared
-    assert [spec["name"] for spec in data_cfg["grounding"]] == ["refcoco", "squares", "clutter"]
+    data = prepare_synthetic(prepare_synthetic(DataArgs(**data_cfg)))  # once each, however often prepared
+    assert [spec["name"] for spec in data.grounding] == ["refcoco", "squares", "clutter"]
     assert len((tmp_path / "clutter" / "grounding.jsonl").read_text().splitlines()) == 2
     with pytest.raises(ValueError, match="unknown keys colour"):
-        square_sets({"squares": {"out_dir": plain, "colour": "red"}})
+        square_sets({"out_dir": plain, "colour": "red"})
 
 
 def test_cli(tmp_path, capsys):

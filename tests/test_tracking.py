@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from elysium.inference.cli import main
+from elysium.cli import main
 from elysium.inference.tracker import ElysiumTracker, VideoSource
 from elysium.processing.boxes import format_box, format_track
 from elysium.processing.video import probe_video, write_video
@@ -349,7 +349,7 @@ def test_search_context_is_checked_and_describe_uses_it(model, processor, tokeni
 
 
 def test_cli_search_context_option(capsys):
-    from elysium.inference.cli import build_parser
+    from elysium.cli import build_parser
 
     parser = build_parser()
     video = ["track", "v.mp4", "--box", "0,0,4,4"]
@@ -429,7 +429,7 @@ def test_combined_views_prefer_boxes_read_from_the_answer():
 
 
 def test_views_default_to_the_models_own_and_are_checked(model, processor, monkeypatch, capsys):
-    from elysium.inference.cli import build_parser
+    from elysium.cli import build_parser
 
     assert ElysiumTracker(model, processor).views == 1
     monkeypatch.setattr(model.config, "track_views", 4)
@@ -502,7 +502,7 @@ def test_box_scale_widens_the_reported_boxes_but_not_the_one_carried(model, proc
 
 
 def test_box_scale_defaults_to_the_models_own_and_is_checked(model, processor, monkeypatch, capsys):
-    from elysium.inference.cli import build_parser
+    from elysium.cli import build_parser
 
     assert ElysiumTracker(model, processor).box_scale == 1.0
     monkeypatch.setattr(model.config, "track_box_scale", 1.25)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from accelerate.commands.config.config_args import load_config_from_file
 from elysium.synthetic import square_sets
-from elysium.training.config import apply_overrides, load_config, stage_configs
+from elysium.training.config import DataArgs, ModelArgs, apply_overrides, load_config, stage_configs
 from elysium.training.curves import plot_runs, read_run
 from elysium.training.decay_on_loss import DecayOnLoss
 from elysium.training.model_setup import build_model_and_processor, set_trainable, sincos_2d
@@ -35,14 +36,14 @@ TINY_SHORT_CLIPS = {
 )
 def test_shipped_training_configs_are_valid(name):
     for stage, config in stage_configs(load_config(CONFIGS / f"{name}.yaml")):
-        args = SFTConfig(**{**config["training"], "bf16": False})  # bf16 needs a GPU to validate
+        args = SFTConfig(**{**config.training, "bf16": False})  # bf16 needs a GPU to validate
         assert args.lr_scheduler_type.value == "cosine" and args.warmup_steps > 0
-        DecayOnLoss.from_config(config.get("decay_on_loss"), args.max_steps, args.logging_steps)  # raises if bad
-        assert config["stage"] in ("stage1", "stage2", "lora")
+        DecayOnLoss.from_config(config.decay_on_loss, args.max_steps, args.logging_steps)  # raises if bad
+        assert config.stage in ("stage1", "stage2", "lora")
         if not name.startswith("tiny"):
-            assert config["training"]["bf16"] and args.gradient_checkpointing
+            assert config.training["bf16"] and args.gradient_checkpointing
         longest = 32 if name == "stage2_32frames" else TINY_SHORT_CLIPS.get(stage, 8)
-        assert config["data"]["max_frames"] == longest
+        assert config.data.max_frames == longest
 
 
 def test_tiny_recipe_points_first_then_images_then_video():
@@ -61,56 +62,54 @@ def test_tiny_recipe_points_first_then_images_then_video():
     (_, squares), (_, clutter), (_, one), (_, video), (_, rough), (_, tight3), (_, big), (_, looks) = stages
     stages = stages[:4]
     # position-only squares first, from scratch, every patch kept, no generated videos yet
-    assert squares["model"]["tiny"] and squares["model"]["t_selector_tokens"] == 64
-    assert squares["model"]["system_prompt"] == ""  # saved with the processor; later stages load it from final/
-    assert squares["data"]["synthetic"] is None and clutter["data"]["synthetic"] is None
-    assert [s["name"] for s in square_sets(clutter["data"])] == ["squares", "clutter-squares"]
-    assert square_sets(squares["data"])[0] == square_sets(clutter["data"])[0]  # the same plain squares, kept
+    assert squares.model.tiny and squares.model.t_selector_tokens == 64
+    assert squares.model.system_prompt == ""  # saved with the processor; later stages load it from final/
+    assert squares.data.synthetic is None and clutter.data.synthetic is None
+    assert [s["name"] for s in square_sets(clutter.data.squares)] == ["squares", "clutter-squares"]
+    assert square_sets(squares.data.squares)[0] == square_sets(clutter.data.squares)[0]  # the same plain squares, kept
     # the squares stay in the mix of every later stage
     for stage in (one, video):
-        assert square_sets(stage["data"]) == square_sets(clutter["data"])
-        assert {"squares", "clutter-squares"} <= set(stage["data"]["weights"])
+        assert square_sets(stage.data.squares) == square_sets(clutter.data.squares)
+        assert {"squares", "clutter-squares"} <= set(stage.data.weights)
     # the vision tower and projector: a tenth of the rate, then half, then held still for the clips
-    rates = [stage["model"]["lr_scale"]["vision_tower"] for _, stage in stages]
+    rates = [stage.model.lr_scale["vision_tower"] for _, stage in stages]
     assert rates == [0.1, 0.5, 0.5, 0.0]
-    assert all(s["model"]["lr_scale"]["multi_modal_projector"] == r for (_, s), r in zip(stages, rates))
+    assert all(s.model.lr_scale["multi_modal_projector"] == r for (_, s), r in zip(stages, rates))
     # the gate's straight-through gradient in the first stage only (it grew the vision features at half the rate)
-    assert [stage["model"]["t_selector_straight_through"] for _, stage in stages] == [True, False, False, False]
-    assert one["data"]["synthetic"]["objects_per_video"] == [1, 1]
-    assert one["data"]["synthetic"]["sources"] == ["grounding"]
-    assert one["data"]["synthetic"]["out_dir"] != video["data"]["synthetic"]["out_dir"]  # its own generated set
-    assert video["data"]["synthetic"]["sources"] == ["track", "grounding"]
+    assert [stage.model.t_selector_straight_through for _, stage in stages] == [True, False, False, False]
+    assert one.data.synthetic["objects_per_video"] == [1, 1]
+    assert one.data.synthetic["sources"] == ["grounding"]
+    assert one.data.synthetic["out_dir"] != video.data.synthetic["out_dir"]  # its own generated set
+    assert video.data.synthetic["sources"] == ["track", "grounding"]
     # the one-object images stay in the mix beside the scenes' (the generated set's `grounding`)
-    one_dir = one["data"]["synthetic"]["out_dir"]
-    assert video["data"]["grounding"] == [
-        {"file": f"{one_dir}/grounding.jsonl", "image_root": one_dir, "name": "one-object"}
-    ]
-    assert video["data"]["track_context"] == [2.0, 4.0] and "track_context" not in one["data"]
-    assert video["model"]["model_name_or_path"] == "out/one-object/final"
-    assert video["training"]["output_dir"] == "out/stage2-video"
-    assert len({s["data"]["synthetic"]["seed"] for s in (one, video)}) == 1  # one data seed
+    one_dir = one.data.synthetic["out_dir"]
+    assert video.data.grounding == [{"file": f"{one_dir}/grounding.jsonl", "image_root": one_dir, "name": "one-object"}]
+    assert video.data.track_context == [2.0, 4.0] and one.data.track_context is None
+    assert video.model.model_name_or_path == "out/one-object/final"
+    assert video.training["output_dir"] == "out/stage2-video"
+    assert len({s.data.synthetic["seed"] for s in (one, video)}) == 1  # one data seed
     # clips of 2-4 frames, the first box near the middle of its crop (as the tracker centres clips)
-    assert (video["data"]["min_frames"], video["data"]["max_frames"]) == (2, 4)
-    assert video["data"]["track_place"] == [0.35, 0.65]
+    assert (video.data.min_frames, video.data.max_frames) == (2, 4)
+    assert video.data.track_place == [0.35, 0.65]
     # then the same clips with a rough SOT prompt box, the vision tower learning again at half the rate
-    assert rough["model"]["model_name_or_path"] == "out/stage2-video/final"
-    assert rough["data"] == {**video["data"], "track_box_jitter": 0.25}
-    assert rough["model"]["lr_scale"] == {"vision_tower": 0.5, "multi_modal_projector": 0.5}
-    assert not rough["model"]["t_selector_straight_through"]
+    assert rough.model.model_name_or_path == "out/stage2-video/final"
+    assert rough.data == dataclasses.replace(video.data, track_box_jitter=0.25)
+    assert rough.model.lr_scale == {"vision_tower": 0.5, "multi_modal_projector": 0.5}
+    assert not rough.model.t_selector_straight_through
     # then those clips cut tighter around the first box (the tracker's square: their geometric middle, ~2.0), of
     # 2-3 frames (the model records 3, the tracker's clip length)
-    assert tight3["model"] == {**rough["model"], "model_name_or_path": "out/rough-boxes/final"}
-    assert tight3["data"] == {**rough["data"], "track_context": [1.5, 2.7], "max_frames": 3}
+    assert tight3.model == dataclasses.replace(rough.model, model_name_or_path="out/rough-boxes/final")
+    assert tight3.data == dataclasses.replace(rough.data, track_context=[1.5, 2.7], max_frames=3)
     # then those clips at 96-px frames (the only stage that changes the frame size; 64 before)
-    assert big["model"] == {**tight3["model"], "model_name_or_path": "out/tight-crops-3/final", "image_size": 96}
-    assert big["data"] == tight3["data"] and big["training"] == {**tight3["training"], "output_dir": "out/frames-96"}
-    assert squares["model"]["image_size"] == 64
+    assert big.model == dataclasses.replace(tight3.model, model_name_or_path="out/tight-crops-3/final", image_size=96)
+    assert big.data == tight3.data and big.training == {**tight3.training, "output_dir": "out/frames-96"}
+    assert squares.model.image_size == 64
     # last, the same clips and frames with Video-REG and the scenes' REC/REG weighted up, the vision tower held
-    assert looks["model"] == {**video["model"], "model_name_or_path": "out/frames-96/final", "image_size": 96}
-    assert looks["data"]["task_weights"] == {"sot": 1.0, "rsot": 2.0, "video_reg": 3.0}
-    assert looks["data"]["weights"] == {**big["data"]["weights"], "grounding": 1.0}
-    assert {k: v for k, v in looks["data"].items() if k not in ("task_weights", "weights")} == {
-        k: v for k, v in big["data"].items() if k not in ("task_weights", "weights")
+    assert looks.model == dataclasses.replace(video.model, model_name_or_path="out/frames-96/final", image_size=96)
+    assert looks.data.task_weights == {"sot": 1.0, "rsot": 2.0, "video_reg": 3.0}
+    assert looks.data.weights == {**big.data.weights, "grounding": 1.0}
+    assert {k: v for k, v in dataclasses.asdict(looks.data).items() if k not in ("task_weights", "weights")} == {
+        k: v for k, v in dataclasses.asdict(big.data).items() if k not in ("task_weights", "weights")
     }
 
 
@@ -121,10 +120,10 @@ def test_stage_configs_merge_and_overrides(tmp_path):
         "stages:\n  - {name: a, data: {max_frames: 1}, training: {max_steps: 5}}\n  - {name: b, stage: stage1}\n"
     )
     stages = dict(stage_configs(load_config(recipe, ["--training.max_steps", "2"])))
-    assert stages["a"]["data"] == {"max_frames": 1, "min_frames": 2}  # merged key by key
-    assert stages["a"]["training"]["max_steps"] == 2 and stages["b"]["training"]["max_steps"] == 2  # CLI wins
-    assert stages["b"]["stage"] == "stage1" and stages["a"]["stage"] == "stage2"
-    assert stages["b"]["model"] == {"model_name_or_path": "runs/x/a/final"}
+    assert stages["a"].data == DataArgs(max_frames=1, min_frames=2)  # merged key by key
+    assert stages["a"].training["max_steps"] == 2 and stages["b"].training["max_steps"] == 2  # CLI wins
+    assert stages["b"].stage == "stage1" and stages["a"].stage == "stage2"
+    assert stages["b"].model == ModelArgs(model_name_or_path="runs/x/a/final")
     assert len(stage_configs(load_config(CONFIGS / "tiny-smoke.yaml"))) == 1
     for bad, message in [
         ("stages: []", "non-empty list"),
@@ -163,13 +162,13 @@ def _trainable(model) -> set[str]:
 
 
 def test_stage_freezing():
-    model, _ = build_model_and_processor({"tiny": True})
+    model, _ = build_model_and_processor(ModelArgs(tiny=True))
     set_trainable(model, "stage1")
     assert _trainable(model) == {"t_selector", "multi_modal_projector"}
     set_trainable(model, "stage2")
     assert all(p.requires_grad for p in model.parameters())
 
-    model, _ = build_model_and_processor({"tiny": True})
+    model, _ = build_model_and_processor(ModelArgs(tiny=True))
     peft_model = set_trainable(model, "lora", {"r": 4, "alpha": 8})
     names = [n for n, p in peft_model.named_parameters() if p.requires_grad]
     assert any("language_model" in n and "q_proj.lora_A" in n for n in names)
@@ -206,7 +205,7 @@ def test_stage_training_changes_only_its_parameters_and_saves_a_loadable_model(t
             "[2.0, 3.0]",
         ],
     )
-    initial, _ = build_model_and_processor(config["model"])
+    initial, _ = build_model_and_processor(config.model)
     initial = initial.state_dict()
     train(config)
     final = load_file(tmp_path / "run" / "final" / "model.safetensors")
@@ -226,7 +225,7 @@ def test_stage_training_changes_only_its_parameters_and_saves_a_loadable_model(t
     saved = AutoModel.from_pretrained(tmp_path / "run" / "final")
     assert type(saved).__name__ == "ElysiumForConditionalGeneration"
     assert saved.config.track_search_context == 2.449  # sqrt(2 x 3): trackers cut clips as training did
-    assert saved.config.track_clip_len == config["data"].get("max_frames", 8)  # and track in clips as long
+    assert saved.config.track_clip_len == config.data.max_frames  # and track in clips as long
 
 
 def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_finished_stages(tmp_path):
@@ -302,7 +301,7 @@ def test_recipe_of_stages_trains_in_order_each_from_the_last_and_resumes_past_fi
 
 
 def test_tiny_models_take_sizes_feature_layer_and_a_sine_cosine_position_start():
-    model_cfg = load_config(CONFIGS / "tiny.yaml")["model"]
+    model_cfg = load_config(CONFIGS / "tiny.yaml").model
     model, processor = build_model_and_processor(model_cfg)
     vision, text = model.config.vision_config, model.config.text_config
     assert (vision.hidden_size, vision.patch_size, vision.image_size) == (96, 8, 64) and text.hidden_size == 128
@@ -311,19 +310,19 @@ def test_tiny_models_take_sizes_feature_layer_and_a_sine_cosine_position_start()
     table = model.model.vision_tower.embeddings.position_embedding.weight.detach()
     assert torch.equal(table[0], torch.zeros(96)) and torch.allclose(table[1:], sincos_2d(8, 96))
     assert torch.cdist(table[1:], table[1:]).add(torch.eye(64)).min() > 0.1  # every patch has its own code
-    frozen, _ = build_model_and_processor({**model_cfg, "t_selector_straight_through": False})
+    frozen, _ = build_model_and_processor(dataclasses.replace(model_cfg, t_selector_straight_through=False))
     assert frozen.config.t_selector_straight_through is False
-    plain, _ = build_model_and_processor({**model_cfg, "position_init": None})
+    plain, _ = build_model_and_processor(dataclasses.replace(model_cfg, position_init=None))
     assert plain.model.vision_tower.embeddings.position_embedding.weight.std() < 0.05  # the default init
 
 
 def test_a_stage_can_take_a_saved_model_to_larger_frames(tmp_path):
-    model_cfg = load_config(CONFIGS / "tiny.yaml")["model"]
-    model_cfg = {**model_cfg, "vision": {**model_cfg["vision"], "num_hidden_layers": 1}}
+    model_cfg = load_config(CONFIGS / "tiny.yaml").model
+    model_cfg = dataclasses.replace(model_cfg, vision={**model_cfg.vision, "num_hidden_layers": 1})
     model, processor = build_model_and_processor(model_cfg)
     model.save_pretrained(tmp_path / "small")
     processor.save_pretrained(tmp_path / "small")
-    big, big_processor = build_model_and_processor({"model_name_or_path": str(tmp_path / "small"), "image_size": 96})
+    big, big_processor = build_model_and_processor(ModelArgs(model_name_or_path=str(tmp_path / "small"), image_size=96))
     assert big.config.vision_config.image_size == 96 and big.config.t_selector_tokens == 144  # every patch still
     assert big_processor.num_image_tokens == 144 and big_processor.image_processor.size == {"height": 96, "width": 96}
     assert big.model.t_selector.trans_weight.shape == (144, 144) and big.model.t_selector.trans_weight.std() > 0.01
@@ -338,18 +337,20 @@ def test_a_stage_can_take_a_saved_model_to_larger_frames(tmp_path):
     assert big_processor.image_processor(frame, return_tensors="pt")["pixel_values"].shape[-2:] == (96, 96)
     big.save_pretrained(tmp_path / "big")
     big_processor.save_pretrained(tmp_path / "big")
-    again, again_processor = build_model_and_processor({"model_name_or_path": str(tmp_path / "big"), "image_size": 96})
+    again, again_processor = build_model_and_processor(
+        ModelArgs(model_name_or_path=str(tmp_path / "big"), image_size=96)
+    )
     assert again.config.t_selector_tokens == 144 and again_processor.num_image_tokens == 144
     assert torch.equal(again.model.t_selector.trans_weight, big.model.t_selector.trans_weight)  # no second resize
     for size in (100, 0):
         with pytest.raises(ValueError, match="a positive multiple of the patch size"):
-            build_model_and_processor({"model_name_or_path": str(tmp_path / "small"), "image_size": size})
-    some, some_processor = build_model_and_processor({**model_cfg, "t_selector_tokens": 40})
+            build_model_and_processor(ModelArgs(model_name_or_path=str(tmp_path / "small"), image_size=size))
+    some, some_processor = build_model_and_processor(dataclasses.replace(model_cfg, t_selector_tokens=40))
     some.save_pretrained(tmp_path / "some")
     some_processor.save_pretrained(tmp_path / "some")
     with pytest.raises(ValueError, match="36 patches a frame, fewer than the 40"):
-        build_model_and_processor({"model_name_or_path": str(tmp_path / "some"), "image_size": 48})
-    kept, _ = build_model_and_processor({"model_name_or_path": str(tmp_path / "some"), "image_size": 96})
+        build_model_and_processor(ModelArgs(model_name_or_path=str(tmp_path / "some"), image_size=48))
+    kept, _ = build_model_and_processor(ModelArgs(model_name_or_path=str(tmp_path / "some"), image_size=96))
     assert kept.config.t_selector_tokens == 40  # a selector that dropped patches keeps its count
 
 

@@ -3,6 +3,7 @@ killed run resumes on the stream with the same losses as an uninterrupted one.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -43,8 +44,7 @@ def _config(data: Path, output_dir: Path, **overrides) -> dict:
         **overrides,
     }
     config = load_config(TINY_SMOKE, [item for key, value in flags.items() for item in (f"--{key}", value)])
-    del config["data"]["synthetic"], config["data"]["samples_per_epoch"]
-    return config
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, synthetic=None, samples_per_epoch=None))
 
 
 def _losses(trainer) -> dict[int, float]:

@@ -1,6 +1,6 @@
 """Training curves of recipe runs, as a JSON record and a PNG: what `tiny.yaml` did, step by step.
 
-    python -m elysium.training.curves runs/elysium-tiny runs/elysium-tiny-frozen-gate --out docs/elysium-tiny
+    elysium curves runs/elysium-tiny runs/elysium-tiny-frozen-gate --out docs/elysium-tiny
 
 Reads each stage's newest checkpoint (`<run>/<stage>/checkpoint-N/trainer_state.json` holds the whole log of the
 stage) and lays the stages end to end, so step counts continue across stages. Writes `<out>/training_curves.json`
@@ -13,7 +13,6 @@ import argparse
 import io
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,21 +79,25 @@ def plot_runs(runs: list[dict[str, Any]], path: str | Path) -> Path:
     return write_bytes_atomic(Path(path), buffer.getvalue())
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_parser(subparsers: Any) -> None:
+    """Register `curves` with the `elysium` command."""
+    parser = subparsers.add_parser(
+        "curves", help="training curves of runs (JSON and PNG)", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("runs", nargs="+", help="training output_dir folders (a recipe's, with one folder a stage)")
     parser.add_argument("--out", required=True, help="folder for training_curves.json and training_curves.png")
-    args = parser.parse_args(argv)
+    parser.set_defaults(run=run_curves)
+
+
+def run_curves(args: argparse.Namespace) -> int:
+    from elysium.utils.errors import UserError, check_out_folder
+
+    check_out_folder(args.out)
     try:
         runs = [read_run(run) for run in args.runs]
-    except (FileNotFoundError, KeyError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except (KeyError, ValueError) as error:  # a trainer_state.json that is not one
+        raise UserError(str(error)) from None
     out = Path(args.out)
     write_json_atomic(out / "training_curves.json", runs)
     print(plot_runs(runs, out / "training_curves.png"))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -96,7 +96,8 @@ def _out_checked(run: Any) -> Any:
 
 
 def add_parser(subparsers: Any) -> None:
-    """Register `data check`, `data synth`, `data squares` and `data build` with the `elysium` command."""
+    """Register `data check`, `data synth`, `data squares`, `data build` and `data replay-captions` with the
+    `elysium` command."""
     data = subparsers.add_parser("data", help="inspect or generate training data")
     data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     check_parser = data_sub.add_parser("check", help="validate ElysiumTrack JSONL records and count bad ones by reason")
@@ -120,3 +121,12 @@ def add_parser(subparsers: Any) -> None:
     )
     add_build_arguments(build_parser)
     build_parser.set_defaults(run=_out_checked(run_build))
+    from elysium.data_engine.replay import replay_captions, run_replay_captions
+
+    replay_parser = data_sub.add_parser(
+        "replay-captions",
+        help="captions.jsonl for a synth folder, to run `data build` with replay:ANNOTATIONS models (no weights)",
+        description=replay_captions.__doc__,
+    )
+    replay_parser.add_argument("synth_dir", help="a folder written by `elysium data synth`")
+    replay_parser.set_defaults(run=run_replay_captions)

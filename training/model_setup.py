@@ -15,6 +15,8 @@ from elysium.processing import ElysiumImageProcessor, ElysiumProcessor, chat_tem
 from torch import nn
 from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
 
+from .config import ModelArgs
+
 STAGES = ("stage1", "stage2", "lora")
 CONNECTOR_MODULES = ("t_selector", "multi_modal_projector")
 # Only the LLM's attention: CLIP's attention also has q_proj/k_proj/v_proj, which must stay frozen.
@@ -120,13 +122,14 @@ def resize_frames(model: ElysiumForConditionalGeneration, processor: ElysiumProc
     processor.num_image_tokens = model.config.t_selector_tokens
 
 
-def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForConditionalGeneration, ElysiumProcessor]:
+def build_model_and_processor(model_args: ModelArgs) -> tuple[ElysiumForConditionalGeneration, ElysiumProcessor]:
     """From `model_name_or_path` (an Elysium folder), `vision_model` + `text_model` (the paper's start), or
     `tiny: true` (random, with the tokenizer of the synthetic data, `synth.synth_tokenizer`)."""
-    attn = model_cfg.get("attn_implementation", "sdpa")
-    dtype = getattr(torch, model_cfg.get("dtype", "float32"))
-    if model_cfg.get("model_name_or_path"):
-        path = str(model_cfg["model_name_or_path"])
+    attn = model_args.attn_implementation
+    dtype = getattr(torch, model_args.dtype)
+    count = model_args.t_selector_tokens
+    if model_args.model_name_or_path:
+        path = model_args.model_name_or_path
         if not Path(path).is_dir() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
             raise FileNotFoundError(
                 f"model.model_name_or_path {path!r}: no such folder (nor a Hub id, which is 'owner/name'); give a "
@@ -134,48 +137,49 @@ def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForCond
             )
         # The T-Selector's weights score every patch, whatever it keeps: a stage may keep more or fewer tokens, and
         # may hold its gate (no straight-through gradient, as the released model) where an earlier stage trained it.
-        count = model_cfg.get("t_selector_tokens")
-        kept = {} if count is None else {"t_selector_tokens": int(count)}
-        if "t_selector_straight_through" in model_cfg:
-            kept["t_selector_straight_through"] = bool(model_cfg["t_selector_straight_through"])
+        kept = {} if count is None else {"t_selector_tokens": count}
+        if model_args.t_selector_straight_through is not None:
+            kept["t_selector_straight_through"] = model_args.t_selector_straight_through
         model = ElysiumForConditionalGeneration.from_pretrained(path, attn_implementation=attn, dtype=dtype, **kept)
         processor = ElysiumProcessor.from_pretrained(path)
         if count is not None:
-            processor.num_image_tokens = int(count)
-        size = model_cfg.get("image_size")
-        if size is not None and int(size) != model.config.vision_config.image_size:
-            resize_frames(model, processor, int(size))
-    elif model_cfg.get("vision_model") and model_cfg.get("text_model"):
-        tokens = int(model_cfg.get("t_selector_tokens", 108))
+            processor.num_image_tokens = count
+        size = model_args.image_size
+        if size is not None and size != model.config.vision_config.image_size:
+            resize_frames(model, processor, size)
+    elif model_args.vision_model and model_args.text_model:
+        tokens = 108 if count is None else count
         model = ElysiumForConditionalGeneration.from_vision_text_pretrained(
-            model_cfg["vision_model"], model_cfg["text_model"], t_selector_tokens=tokens
+            model_args.vision_model, model_args.text_model, t_selector_tokens=tokens
         )
         model.set_attn_implementation(attn)
         processor = ElysiumProcessor.from_vision_text_pretrained(
-            model_cfg["vision_model"], model_cfg["text_model"], t_selector_tokens=tokens
+            model_args.vision_model, model_args.text_model, t_selector_tokens=tokens
         )
-    elif model_cfg.get("tiny"):
+    elif model_args.tiny:
         from elysium.synthetic import synth_tokenizer
 
         tokenizer = synth_tokenizer()
-        size = int(model_cfg.get("image_size", 28))
-        tokens = int(model_cfg.get("t_selector_tokens", 2))
+        size = 28 if model_args.image_size is None else model_args.image_size
+        tokens = 2 if count is None else count
         config = tiny_model_config(
             len(tokenizer),
             tokenizer.convert_tokens_to_ids("<image>"),
             size,
             tokens,
-            vision=model_cfg.get("vision"),
-            text=model_cfg.get("text"),
+            vision=model_args.vision,
+            text=model_args.text,
         )
-        config.t_selector_straight_through = bool(model_cfg.get("t_selector_straight_through", True))
-        config.vision_feature_layer = int(model_cfg.get("vision_feature_layer", config.vision_feature_layer))
-        torch.manual_seed(int(model_cfg.get("init_seed", 0)))
+        config.t_selector_straight_through = model_args.t_selector_straight_through is not False
+        if model_args.vision_feature_layer is not None:
+            config.vision_feature_layer = model_args.vision_feature_layer
+        torch.manual_seed(model_args.init_seed)
         model = ElysiumForConditionalGeneration(config)
-        position_init = model_cfg.get("position_init")
-        if position_init not in (None, "sincos"):
-            raise ValueError(f"model.position_init {position_init!r}: use sincos, or leave it out for CLIP's default")
-        if position_init == "sincos":
+        if model_args.position_init not in (None, "sincos"):
+            raise ValueError(
+                f"model.position_init {model_args.position_init!r}: use sincos, or leave it out for CLIP's default"
+            )
+        if model_args.position_init == "sincos":
             init_sincos_positions(model)
         model.set_attn_implementation(attn)
         processor = ElysiumProcessor(
@@ -183,8 +187,8 @@ def build_model_and_processor(model_cfg: dict[str, Any]) -> tuple[ElysiumForCond
         )
     else:
         raise ValueError("model: give model_name_or_path, vision_model + text_model, or tiny: true")
-    if "system_prompt" in model_cfg:  # saved with the processor, so inference asks what training asked
-        processor.chat_template = chat_template(str(model_cfg["system_prompt"] or ""))
+    if model_args.system_prompt is not None:  # saved with the processor, so inference asks what training asked
+        processor.chat_template = chat_template(model_args.system_prompt)
     return model, processor
 
 

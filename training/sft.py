@@ -1,4 +1,5 @@
-"""Supervised fine-tuning of Elysium: `accelerate launch training/sft.py --config training/configs/NAME.yaml`.
+"""Supervised fine-tuning of Elysium: `accelerate launch training/sft.py --config training/configs/NAME.yaml`, or
+`elysium train --config ...` (training/train_cli.py: in this process, or through `accelerate launch`).
 
 TRL's `SFTTrainer` drives the loop (its fused LM head computes the loss without materializing logits, here on the
 labelled positions only: `score_labelled_positions_only`), but TRL 1.16 has no video, packing or padding-free
@@ -38,7 +39,7 @@ from elysium.training.callbacks import (
 )
 from elysium.training.checkpoints import resumable_checkpoint, set_aside
 from elysium.training.collator import ElysiumCollator
-from elysium.training.config import load_config, stage_configs
+from elysium.training.config import DataArgs, TrainConfig, load_config, stage_configs
 from elysium.training.dataset_builder import build_train_dataset, clip_frames, context_range, grounding_specs
 from elysium.training.decay_on_loss import DecayOnLoss, DecayOnLossSchedule
 from elysium.training.distributed import check_launch, check_world_size
@@ -140,16 +141,16 @@ def score_labelled_positions_only():
         trl_utils._use_triton = check
 
 
-def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
+def prepare_synthetic(data: DataArgs) -> DataArgs:
     """For `data.synthetic`, generate the synthetic set (`synth.synthesize`; main process first, resuming what is
-    on disk) and point `track` (and the `grounding` source of that name) at it.
+    on disk) and return `data` with `track` (and the `grounding` source of that name) pointing at it.
 
     Keys: `out_dir`, `videos`, `seed`, `frames_per_video: [MIN, MAX]`, `size: [W, H]`, `sources` (which of
     `track` and `grounding` (first-frame REC/REG images) to train on; default `[track]`) and any other
     `SynthConfig` field (`photos`, `objects_per_video`, `tracks_per_video`, `min_track_frames`, ...).
     `data.squares` (`synthetic/squares.py`) makes position-only square images and adds them as grounding sources.
     """
-    sets = square_sets(data_cfg)
+    sets = square_sets(data.squares)
     if sets:  # position-only squares (synthetic/squares.py), each a grounding source of its own name
         state = PartialState()
         with state.main_process_first():
@@ -171,10 +172,11 @@ def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
             for one in sets
         ]
         files = {spec["file"] for spec in made}
-        data_cfg["grounding"] = [spec for spec in grounding_specs(data_cfg) if spec["file"] not in files] + made
-    spec = dict(data_cfg.get("synthetic") or {})
+        kept = [spec for spec in grounding_specs(data) if spec["file"] not in files]
+        data = dataclasses.replace(data, grounding=kept + made)
+    spec = dict(data.synthetic or {})
     if not spec:
-        return
+        return data
     out_dir = Path(spec.pop("out_dir", "runs/synthetic-data"))
     videos, seed = int(spec.pop("videos", 32)), int(spec.pop("seed", 0))
     frames_per_video, size = tuple(spec.pop("frames_per_video", (24, 48))), tuple(spec.pop("size", (160, 120)))
@@ -193,13 +195,13 @@ def prepare_synthetic(data_cfg: dict[str, Any]) -> None:
     with state.main_process_first():
         if state.is_main_process:
             synthesize(out_dir, videos, seed, frames_per_video, size, config=config, progress=False)
-    if "track" in sources:
-        data_cfg["track"] = [str(out_dir / "annotations.jsonl")]
-        data_cfg["frames_root"] = str(out_dir)  # records name frames `frames/<vid>/000000.jpg`
+    if "track" in sources:  # records name frames `frames/<vid>/000000.jpg`
+        data = dataclasses.replace(data, track=[str(out_dir / "annotations.jsonl")], frames_root=str(out_dir))
     if "grounding" in sources:  # beside any grounding sources the config names (another `name` each)
         generated = {"file": str(out_dir / "grounding.jsonl"), "image_root": str(out_dir), "name": "grounding"}
-        others = [spec for spec in grounding_specs(data_cfg) if spec.get("file") != generated["file"]]
-        data_cfg["grounding"] = [*others, generated]
+        others = [spec for spec in grounding_specs(data) if spec.get("file") != generated["file"]]
+        data = dataclasses.replace(data, grounding=[*others, generated])
+    return data
 
 
 def save_final(trainer: SFTTrainer, output_dir: Path) -> None:
@@ -273,14 +275,14 @@ def check_streaming_args(args: SFTConfig) -> None:
         args.dataloader_prefetch_factor = None
 
 
-def train(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = ()) -> ElysiumSFTTrainer | None:
+def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> ElysiumSFTTrainer | None:
     """Train every stage of `config` in order (one, unless it has `stages`), resuming where a run was cut off:
     a stage whose `final/` exists is done and skipped. Returns the last trained stage's trainer (None when all
     were done already)."""
     stages = stage_configs(config)
     trainer = None
     for number, (name, stage) in enumerate(stages, 1):
-        final = Path(stage["training"]["output_dir"]) / "final"
+        final = Path(stage.training.get("output_dir", "trainer_output")) / "final"
         if len(stages) > 1 and (final / "config.json").is_file():
             logger.info("stage %d/%d %s: done already (%s), skipping", number, len(stages), name, final)
             continue
@@ -290,42 +292,41 @@ def train(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = ()) -> 
     return trainer
 
 
-def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = ()) -> ElysiumSFTTrainer:
+def train_stage(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> ElysiumSFTTrainer:
     """Build everything from a one-stage `config`, train (resuming if possible), save `final/`."""
     # The distributed setup first (SFTConfig makes accelerate's state): the data preparation below runs on the main
     # process only, and the streaming reader splits the records by rank.
-    args = SFTConfig(**{**DEFAULT_ARGS, **check_launch(config["training"]), **REQUIRED_ARGS})
+    args = SFTConfig(**{**DEFAULT_ARGS, **check_launch(config.training), **REQUIRED_ARGS})
     check_world_size(args.world_size)
     if args.world_size > 1 and args.process_index == 0:
         logger.info("%d ranks, %s", args.world_size, args.distributed_state.distributed_type)
-    data_cfg = dict(config["data"])
-    prepare_synthetic(data_cfg)
-    model, processor = build_model_and_processor(config["model"])
-    track_context = context_range(data_cfg, "track_context")
+    data = prepare_synthetic(config.data)
+    model, processor = build_model_and_processor(config.model)
+    track_context = context_range(data, "track_context")
     if track_context is not None:  # the tracker crops clips as training did: the range's geometric middle
         model.config.track_search_context = round(math.sqrt(track_context[0] * track_context[1]), 3)
-    if data_cfg.get("track"):  # the tracker's clips as long as training's longest (its default clip length)
-        model.config.track_clip_len = clip_frames(data_cfg)[1]
+    if data.track:  # the tracker's clips as long as training's longest (its default clip length)
+        model.config.track_clip_len = clip_frames(data)[1]
     if args.gradient_checkpointing:
         args.gradient_checkpointing_kwargs = args.gradient_checkpointing_kwargs or {"use_reentrant": False}
-    model = set_trainable(model, config["stage"], config.get("lora"))
+    model = set_trainable(model, config.stage, config.lora)
     trainable, total = count_parameters(model)
-    logger.info("stage %s: training %d of %d parameters", config["stage"], trainable, total)
+    logger.info("stage %s: training %d of %d parameters", config.stage, trainable, total)
 
-    streaming = bool(data_cfg.get("streaming"))
+    streaming = data.streaming
     if streaming:
         check_streaming_args(args)
     validation, runtime = SkipCounts(), SkipCounts()
-    dataset = build_train_dataset(data_cfg, processor, args.seed, validation, runtime)
-    collator = ElysiumCollator(processor.tokenizer.pad_token_id, padding_free=bool(data_cfg.get("padding_free")))
+    dataset = build_train_dataset(data, processor, args.seed, validation, runtime)
+    collator = ElysiumCollator(processor.tokenizer.pad_token_id, padding_free=data.padding_free)
     skip_counts = SkipCountsCallback(validation, runtime, validation_so_far=streaming)
-    rule = DecayOnLoss.from_config(config.get("decay_on_loss"), args.max_steps, args.logging_steps)
+    rule = DecayOnLoss.from_config(config.decay_on_loss, args.max_steps, args.logging_steps)
     schedule = DecayOnLossSchedule(rule, args.get_warmup_steps(args.max_steps), args.max_steps) if rule else None
     if schedule is not None:
         logger.info(
             "decay_on_loss: the rate holds until the loss is below %.3g (lr_scheduler_type %s not used)",
             rule.below,
-            config["training"].get("lr_scheduler_type", "linear"),  # as written (args holds an enum)
+            config.training.get("lr_scheduler_type", "linear"),  # as written (args holds an enum)
         )
     trainer = ElysiumSFTTrainer(
         model=model,
@@ -334,7 +335,7 @@ def train_stage(config: dict[str, Any], callbacks: Sequence[TrainerCallback] = (
         data_collator=collator,
         processing_class=processor,
         callbacks=[EpochCallback(dataset), skip_counts, ProgressLineCallback(), *callbacks],
-        lr_scale=config["model"].get("lr_scale"),
+        lr_scale=config.model.lr_scale,
         decay_on_loss=schedule,
     )
     if streaming:  # SFTTrainer read the first sample (a shuffle buffer of records) to inspect it: not trained on

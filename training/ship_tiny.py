@@ -16,6 +16,8 @@ re-scores a shipped folder without its run: its record and card get the new held
 compared runs beside its own (kept from when it shipped). With either,
 `--views` and `--box-scale` set the tracker's defaults the report was made with (`track_views`, its test-time
 views, and `track_box_scale`, how much it widens the boxes it reports, in `config.json`).
+
+A maintainer's tool, run with `python -m`, not an `elysium` subcommand: it rewrites the model the package ships.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from elysium.hub.export import REMOTE_CODE_SENTENCE, atomic_folder, code_files, 
 from elysium.synthetic import square_sets
 from elysium.utils.atomic import write_json_atomic
 
-from .config import load_config, stage_configs
+from .config import DataArgs, TrainConfig, load_config, stage_configs
 from .curves import plot_runs, read_run
 from .dataset_builder import clip_frames
 
@@ -42,14 +44,14 @@ SIZE_LIMIT = 30 * 2**20
 
 
 def recipe_record(
-    run: dict[str, Any], config: dict[str, Any], config_path: str, heldout: dict[str, Any] | None
+    run: dict[str, Any], config: TrainConfig, config_path: str, heldout: dict[str, Any] | None
 ) -> dict[str, Any]:
     """What produced the weights: enough to run it again and to know what to expect of it."""
     import torch
     import transformers
 
     stages = dict(stage_configs(config))
-    synthetic = config["data"]["synthetic"]
+    synthetic = config.data.synthetic
     return {
         "config": config_path,
         "command": f"accelerate launch --num_processes 1 --cpu training/sft.py --config {config_path}",
@@ -66,37 +68,38 @@ def recipe_record(
     }
 
 
-def _stage_record(stage: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+def _stage_record(stage: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
     """One stage of the record: its run's steps and last loss beside what its config trained on and how."""
-    data, model = config["data"], config["model"]
+    data, model = config.data, config.model
     return {
         "name": stage["name"],
         "steps": stage["steps"],
-        "batch_size": config["training"]["per_device_train_batch_size"],
-        "learning_rate": config["training"]["learning_rate"],
+        "batch_size": config.training["per_device_train_batch_size"],
+        "learning_rate": config.training["learning_rate"],
         # the rate's schedule: decay_on_loss (training/decay_on_loss.py) where the stage has one, else Trainer's
-        "lr_schedule": {"decay_on_loss": config["decay_on_loss"]}
-        if config.get("decay_on_loss")
-        else config["training"].get("lr_scheduler_type"),
+        "lr_schedule": {"decay_on_loss": config.decay_on_loss}
+        if config.decay_on_loss
+        else config.training.get("lr_scheduler_type"),
         "sources": stage_sources(data),
-        "grounding_context": data.get("grounding_context"),
-        "track_context": data.get("track_context"),
-        "track_place": data.get("track_place"),
-        "track_box_jitter": data.get("track_box_jitter"),
+        "grounding_context": data.grounding_context,
+        "track_context": data.track_context,
+        "track_place": data.track_place,
+        # a stage that did not set it recorded null (its default, 0, is the true box)
+        "track_box_jitter": data.track_box_jitter or None,
         "clip_frames": list(clip_frames(data)),
-        "image_size": model.get("image_size"),
-        "t_selector_tokens": model.get("t_selector_tokens"),
-        "lr_scale": model.get("lr_scale"),
-        "t_selector_straight_through": model.get("t_selector_straight_through"),
+        "image_size": model.image_size,
+        "t_selector_tokens": model.t_selector_tokens,
+        "lr_scale": model.lr_scale,
+        "t_selector_straight_through": model.t_selector_straight_through,
         "final_loss": stage["log"][-1]["loss"] if stage["log"] else None,
     }
 
 
-def stage_sources(data_cfg: dict[str, Any]) -> list[str]:
+def stage_sources(data: DataArgs) -> list[str]:
     """The sources a stage trained on: the generated set's (`track`, `grounding`) and the squares' names."""
-    synthetic = data_cfg.get("synthetic") or {}
+    synthetic = data.synthetic or {}
     generated = list(synthetic.get("sources", ["track"])) if synthetic else []
-    return generated + [one["name"] for one in square_sets(data_cfg)]
+    return generated + [one["name"] for one in square_sets(data.squares)]
 
 
 def compact_report(report: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,12 @@
 """The ``elysium`` command: one entry point, each subcommand defined beside the code it drives.
 
-Each module listed in ``_COMMAND_MODULES`` has ``add_parser(subparsers)`` that registers its
-subcommands with ``set_defaults(run=callable)``; the callable takes the parsed args and returns
-an exit code. Errors a user can fix are raised as ``UserError`` (or a ``ValueError`` subclass
-named in ``_USER_ERRORS``) and printed as one line, never as a traceback.
+Each module listed in ``COMMAND_MODULES`` has ``add_parser(subparsers)`` that registers its subcommands with
+``set_defaults(run=callable)``; the callable takes the parsed args and returns an exit code. A subcommand that
+passes ``--section.key value`` overrides on (``train``) also sets ``overrides=True``: the arguments the parser does
+not know reach it as ``args.overrides``. Errors a user can fix are raised as ``UserError`` (``elysium.utils.errors``)
+or one of ``USER_ERRORS`` and printed as one line, never as a traceback, with exit code 2.
+
+This package is the top of the layout: it may import every other folder, and none imports it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import sys
 
 from elysium.utils.errors import UserError
 
-_COMMAND_MODULES = [
+__all__ = ["COMMAND_MODULES", "UserError", "build_parser", "main"]
+
+COMMAND_MODULES = [
     "elysium.hub.cli",
     "elysium.inference.track_cli",
     "elysium.inference.demo_cli",
@@ -22,6 +27,8 @@ _COMMAND_MODULES = [
     "elysium.evaluation.cli",
     "elysium.inference.heldout_cli",
     "elysium.training.data_cli",
+    "elysium.training.train_cli",
+    "elysium.training.curves",
 ]
 
 
@@ -30,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="elysium", description="Track, describe and ground objects in videos with Elysium."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
+    for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as error:
@@ -43,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if getattr(args, "overrides", False):
+        args.overrides = extra
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
@@ -58,7 +69,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
