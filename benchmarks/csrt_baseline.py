@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
+
 from elysium.evaluation.heldout import first_boxes, load_tracks, ope, summary
 from elysium.inference.heldout_cli import SYNTH_FRAMES, SYNTH_SIZE
-from tqdm.auto import tqdm
 
 
 def csrt_track(frames: list[np.ndarray], first_box: np.ndarray) -> tuple[np.ndarray, float]:

@@ -35,9 +35,10 @@ import av
 import numpy as np
 import torch
 from av.video.reformatter import Interpolation
-from elysium.processing.video import read_video, write_video
 from PIL import Image
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+from elysium.processing.video import read_video, write_video
 
 SIZE = (336, 336)
 MEAN = np.array(OPENAI_CLIP_MEAN, dtype=np.float32)

@@ -26,6 +26,8 @@ import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from trl.trainer.utils import add_fused_lm_head  # noqa: E402
+
 from elysium.modeling_elysium import ElysiumForConditionalGeneration  # noqa: E402
 from elysium.processing import ElysiumProcessor  # noqa: E402
 from elysium.synthetic import SynthConfig, synthesize  # noqa: E402
@@ -35,7 +37,6 @@ from elysium.training.dataset_builder import build_train_dataset  # noqa: E402
 from elysium.training.model_setup import resize_frames  # noqa: E402
 from elysium.training.records import SkipCounts  # noqa: E402
 from elysium.training.sft import score_labelled_positions_only  # noqa: E402
-from trl.trainer.utils import add_fused_lm_head  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 DEFAULT_MODEL = os.path.join(ROOT, "models", "elysium-tiny")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from elysium.inference.threads import use_threads
 from elysium.inference.track_cli import track_to_files
 from elysium.inference.tracker import ElysiumTracker
@@ -99,9 +100,10 @@ def prefill_costs(model, processor, demo: dict, repeats: int = 15) -> None:
     """What the prefill of one clip's views costs (min of `repeats`): as `generate` runs it (one left-padded, masked
     batch), as the constrained decoder runs it (rows of one length unpadded), with the shared prefix's cache reused,
     and one view alone."""
-    from elysium.inference.box_decoder import ConstrainedBoxDecoder
     from transformers import DynamicCache
     from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    from elysium.inference.box_decoder import ConstrainedBoxDecoder
 
     tracker = ElysiumTracker(model, processor, decoder="constrained")
     asked = []

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import torch
+
 from elysium.evaluation.ope import rect_iou, xyxy_to_xywh
 from elysium.inference.demo_cli import load_demo
 from elysium.inference.loading import load_model_and_processor

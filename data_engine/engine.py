@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from elysium.utils.atomic import write_json_atomic, write_text_atomic
 
 from .chunks import CHUNK_REASONS, Chunk, Chunker, given_chunks

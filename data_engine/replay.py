@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from elysium.utils.atomic import write_text_atomic
 
 from .detect import Detection

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from elysium.utils.atomic import write_text_atomic
 from elysium.utils.paths import PathOutsideRootError, inside_root
 

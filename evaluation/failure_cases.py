@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
 from elysium.processing.video import draw_boxes
 from elysium.utils.atomic import write_bytes_atomic
-from PIL import Image, ImageDraw, ImageFont
 
 from .heldout import CONDITIONS, Track, frame_ious, mean_ious
 

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elysium.utils.paths import inside_root
 from PIL import Image
 from tqdm.auto import tqdm
+
+from elysium.utils.paths import inside_root
 
 from .ope import OPEResult, rect_iou, score_dataset, score_sequence, xyxy_to_xywh
 

@@ -12,9 +12,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from elysium.utils.atomic import write_bytes_atomic
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from elysium.utils.atomic import write_bytes_atomic
 
 from .ope import OPEResult
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from elysium.utils.atomic import write_json_atomic
 
 from .ope import OPEResult

@@ -118,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
     from elysium.inference.loading import load_model_and_processor
-
     from experiments.localization import print_report
 
     model, processor = load_model_and_processor(args.model, args.device, trust_remote_code=args.trust_remote_code)

@@ -14,9 +14,9 @@ import argparse
 from collections import defaultdict
 
 import torch
+
 from elysium.modeling_elysium import ElysiumForConditionalGeneration
 from elysium.processing import ElysiumProcessor
-
 from experiments.pixel_reliance import stage_batches
 
 

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elysium.evaluation.heldout import Track, describe_tracks
-from elysium.evaluation.ope import rect_iou, xyxy_to_xywh
 from PIL import Image
 from tqdm.auto import tqdm
+
+from elysium.evaluation.heldout import Track, describe_tracks
+from elysium.evaluation.ope import rect_iou, xyxy_to_xywh
 
 
 def _centre(boxes: np.ndarray) -> np.ndarray:

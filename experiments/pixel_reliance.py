@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
+
 from elysium.modeling_elysium import ElysiumForConditionalGeneration
 from elysium.processing import ElysiumProcessor
 from elysium.training.collator import ElysiumCollator
@@ -26,7 +28,6 @@ from elysium.training.config import load_config, stage_configs
 from elysium.training.dataset_builder import build_train_dataset
 from elysium.training.records import SkipCounts
 from elysium.utils.atomic import write_json_atomic
-from tqdm.auto import tqdm
 
 
 @dataclass

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import torch
+
 from elysium.inference.loading import load_model_and_processor
 from elysium.inference.tracker import ElysiumTracker
-
 from experiments.localization import grounding_scores
 
 model_dir, data, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])

@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
 from elysium.evaluation.benchmarks import Benchmark, read_results, results_path, write_results
 from elysium.evaluation.benchmarks import Sequence as BenchmarkSequence
 from elysium.evaluation.heldout import HeldoutPredictions, Track, score_heldout
@@ -33,8 +36,6 @@ from elysium.evaluation.plots import save_plots
 from elysium.evaluation.report import ope_report, write_metrics_json
 from elysium.inference.tracker import ElysiumTracker, VideoSource
 from elysium.processing.video import FrameItem, VideoError
-from PIL import Image
-from tqdm.auto import tqdm
 
 TASKS = ("sot", "rsot")
 BENCHMARK_FPS = 30.0  # image-folder benchmarks carry no frame rate; times in results are index / 30

@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from elysium.processing.boxes import MAX_BIN, parse_box
-from elysium.processing.prompts import SOT
 from transformers import DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from elysium.processing.boxes import MAX_BIN, parse_box
+from elysium.processing.prompts import SOT
 
 __all__ = ["BoxGrammar", "ConstrainedBoxDecoder", "GrammarError", "box_grammar_problem"]
 

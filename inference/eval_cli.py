@@ -11,13 +11,14 @@ from elysium.utils.errors import UserError, check_at_least, check_out_folder
 def run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tqdm.auto import tqdm
+
     from elysium.evaluation.benchmarks import BenchmarkError, load_benchmark
     from elysium.inference.benchmark_runner import EvalRunError, run_benchmark
     from elysium.inference.default_model import DEFAULT_MODEL
     from elysium.inference.heldout_cli import model_fingerprint
     from elysium.inference.loading import load_model_and_processor
     from elysium.inference.tracker import ElysiumTracker
-    from tqdm.auto import tqdm
 
     check_at_least(
         [

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from elysium.inference import default_model
 from elysium.utils.errors import UserError
 
@@ -33,10 +34,11 @@ def load_model_and_processor(
     this package's own model type is registered with the Auto classes, so its folders load without it, and a
     folder that needs its own code is refused with one line instead of transformers' interactive prompt.
     """
-    import elysium.modeling_elysium  # noqa: F401  (registers the Auto classes)
-    import elysium.processing  # noqa: F401
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from transformers.utils import logging as hf_logging
+
+    import elysium.modeling_elysium  # noqa: F401  (registers the Auto classes)
+    import elysium.processing  # noqa: F401
 
     if model_path is None:
         try:

@@ -15,10 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from elysium.inference import default_model
-from elysium.inference.video_tracking import VideoObjectTrackingPipeline
 from transformers import AutoModelForImageTextToText
 from transformers.pipelines import PIPELINE_REGISTRY
+
+from elysium.inference import default_model
+from elysium.inference.video_tracking import VideoObjectTrackingPipeline
 
 TASK = "video-object-tracking"
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from elysium.inference.default_model import DEFAULT_MODEL
 from elysium.inference.threads import add_thread_argument, use_threads
 from elysium.utils.errors import UserError, check_at_least, check_out_folder
@@ -136,10 +137,11 @@ def track_to_files(
     keeps each frame's time in the source (a variable-frame-rate video is not retimed). `extra` is added to the
     json. Returns `(TrackResult, json data, json path, video path)`; `tracker.stats` holds the time split.
     """
+    from tqdm.auto import tqdm
+
     from elysium.inference.tracker import TrackResult, VideoSource
     from elysium.processing.video import draw_boxes, write_video
     from elysium.utils.atomic import write_bytes_atomic
-    from tqdm.auto import tqdm
 
     source = VideoSource.from_path(video, tracker.model_size, stride, max_frames, keep_original=True)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -27,12 +27,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
 from elysium.inference.box_decoder import ConstrainedBoxDecoder, box_grammar_problem
 from elysium.processing.boxes import check_box, check_box_scale, format_track, normalize_box, widen_box
 from elysium.processing.crops import Region, box_in_crop, crop_image, pixel_region, square_around
 from elysium.processing.prompts import REC, RSOT, SOT, VIDEO_REG
 from elysium.processing.video import FrameItem, VideoError, iter_video
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 __all__ = ["ElysiumTracker", "TrackResult", "TrackedFrame", "VideoSource"]
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elysium.inference.tracker import ElysiumTracker, TrackResult
 from transformers import Pipeline
+
+from elysium.inference.tracker import ElysiumTracker, TrackResult
 
 
 def _is_frame(value: Any) -> bool:

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from elysium.utils.atomic import write_json_atomic, write_text_atomic
 from PIL import Image
 from tqdm.auto import tqdm
+
+from elysium.utils.atomic import write_json_atomic, write_text_atomic
 
 from .scenes import COLORS, procedural_background
 from .wording import expression_matches

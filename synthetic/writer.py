@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elysium.utils.atomic import write_json_atomic, write_text_atomic
 from PIL import Image
 from tqdm.auto import tqdm
+
+from elysium.utils.atomic import write_json_atomic, write_text_atomic
 
 from .scenes import VERSION, SynthConfig, grounding_rows, plan_video, render_frames, track_records
 

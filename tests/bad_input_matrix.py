@@ -28,11 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from conftest import IMAGE_SIZE, T_SELECTOR_TOKENS, tiny_config  # noqa: E402
+from test_bad_inputs import CASES, EVIL_MARKER, make_files, prepare_runs  # noqa: E402
+
 from elysium.cli import UserError, main  # noqa: E402
 from elysium.modeling_elysium import ElysiumForConditionalGeneration  # noqa: E402
 from elysium.processing import ElysiumImageProcessor, ElysiumProcessor  # noqa: E402
 from elysium.synthetic import synth_tokenizer  # noqa: E402
-from test_bad_inputs import CASES, EVIL_MARKER, make_files, prepare_runs  # noqa: E402
 
 
 def tiny_model(folder: Path) -> Path:

@@ -20,12 +20,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # experiments/ (the tiny model's research tools) is not installed: its tests import it from the repository root
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 
+from transformers import TrainerCallback  # noqa: E402
+
 from elysium.modeling_elysium import ElysiumForConditionalGeneration  # noqa: E402
 from elysium.processing import ElysiumImageProcessor, ElysiumProcessor  # noqa: E402
 from elysium.synthetic import synth_tokenizer  # noqa: E402
 from elysium.training.model_setup import tiny_model_config  # noqa: E402
 from elysium.training.samples import SampleBuilder  # noqa: E402
-from transformers import TrainerCallback  # noqa: E402
 
 IMAGE_SIZE = 28  # 2x2 patches of 14 px: 4 patches a frame
 T_SELECTOR_TOKENS = 2

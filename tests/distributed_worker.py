@@ -17,12 +17,13 @@ from pathlib import Path
 
 def main() -> int:
     out, argv = Path(sys.argv[1]), sys.argv[2:]
+    from accelerate import PartialState
+    from transformers import TrainerCallback
+
     import elysium.training.callbacks as callbacks
     import elysium.training.mixture as mixture
     import elysium.training.sft as sft
-    from accelerate import PartialState
     from elysium.training.config import load_config
-    from transformers import TrainerCallback
 
     class StartRecording(TrainerCallback):
         """SFTTrainer builds the first sample to inspect it: record only what training fetches."""

@@ -8,6 +8,7 @@ import os
 import stat
 
 import pytest
+
 from elysium.utils.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 

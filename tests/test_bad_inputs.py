@@ -19,9 +19,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from PIL import Image
+
 from elysium.cli import UserError, main
 from elysium.processing.video import write_video
-from PIL import Image
 
 WIDTH, HEIGHT, FPS = 64, 48, 10.0
 EVIL_MARKER = "EVIL_CODE_RAN"

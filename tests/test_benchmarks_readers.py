@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from elysium.evaluation.benchmarks import (
     BenchmarkError,
     load_benchmark,
@@ -21,7 +23,6 @@ from elysium.evaluation.benchmarks import (
     write_results,
 )
 from elysium.evaluation.ope import score_dataset, score_sequence
-from PIL import Image
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import IMAGE_SIZE, T_SELECTOR_TOKENS, tiny_config
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
 from elysium.inference.box_decoder import BoxGrammar, ConstrainedBoxDecoder, GrammarError, box_grammar_problem
 from elysium.inference.threads import default_threads, use_threads
 from elysium.inference.tracker import ElysiumTracker, VideoSource
@@ -23,8 +26,6 @@ from elysium.processing import ElysiumImageProcessor, ElysiumProcessor
 from elysium.processing.boxes import format_track, parse_track
 from elysium.processing.prompts import RSOT, SOT
 from elysium.processing.tokenizer_training import train_tokenizer
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import PreTrainedTokenizerFast
 
 CORPUS = [
     f"Frame {k}: [{a},{b},{c},{d}], Frame {k + 1}: [{d},{c},{b},{a}]. Please find the {w} in each frame."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+
 from elysium.evaluation.captions import (
     JavaNotFoundError,
     require_java,

@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from trl import SFTConfig
+
 from elysium.cli import main as elysium_main
 from elysium.training.config import ConfigError, DataArgs, ModelArgs, TrainConfig, load_config, stage_configs
 from elysium.training.sft import main as sft_main
 from elysium.training.sft import prepare_synthetic
 from elysium.utils.errors import UserError
-from trl import SFTConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "training" / "configs").glob("*.yaml")) + sorted(

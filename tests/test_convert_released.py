@@ -19,14 +19,15 @@ import huggingface_hub
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
+from test_hub_export import BLOCK_ELYSIUM
+from transformers import AutoTokenizer, CLIPConfig, CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
+
 from elysium.cli import main as cli_main
 from elysium.hub.convert_released import ConversionError, convert_released
 from elysium.modeling_elysium import ElysiumForConditionalGeneration
 from elysium.processing.prompts import PARAPHRASES
 from elysium.processing.tokenizer_training import train_tokenizer
-from safetensors.torch import save_file
-from test_hub_export import BLOCK_ELYSIUM
-from transformers import AutoTokenizer, CLIPConfig, CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
 
 # Shapes chosen so the converter's inference (CLIP head dim 64, Llama head dim 128) fits: 2 and 2 heads. These
 # sources have no config.json, so the converter assumes the Elysium-7B parts' other fields: Vicuna's rms_norm_eps.

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from elysium.cli import main as elysium_main
 from elysium.data_engine.chunks import ABSTRACT, PLURAL, PRONOUN, doc_chunks, load_spacy
 from elysium.data_engine.engine import BuildConfig, build, read_inputs

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from elysium.cli import main as elysium_main
 from elysium.synthetic import SynthConfig, synthesize
 from elysium.training.config import DataArgs

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+
 from elysium.processing.boxes import format_track
 from elysium.synthetic import SynthConfig, synthesize
 from elysium.training.config import DataArgs

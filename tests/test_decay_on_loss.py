@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import Crash, CrashAt, smoke_run_config
+from safetensors.torch import load_file
+
 from elysium.training.decay_on_loss import DecayOnLoss, DecayOnLossSchedule
 from elysium.training.sft import train
-from safetensors.torch import load_file
 
 BASE_LR = 3.0e-3  # tiny-smoke.yaml's, with warmup_steps 4
 

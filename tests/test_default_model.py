@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from elysium.evaluation.captions import score_captions
 from elysium.evaluation.heldout import load_tracks, most_common_descriptions, score_heldout
 from elysium.inference.benchmark_runner import track_heldout

@@ -9,17 +9,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import elysium.inference  # noqa: F401  (registers the pipeline task)
-import elysium.models
 import numpy as np
 import pytest
 import torch
+from transformers import pipeline
+
+import elysium.inference  # noqa: F401  (registers the pipeline task)
+import elysium.models
 from elysium.assets import DEMO_JSON, DEMO_VIDEO
 from elysium.cli import main
 from elysium.inference import TASK, VideoObjectTrackingPipeline, default_model
 from elysium.processing.video import probe_video, read_video
 from elysium.synthetic.demo import make_demo
-from transformers import pipeline
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,7 @@ def demo() -> dict:
 def model_dir(tmp_path_factory, tokenizer) -> Path:
     """A tiny random Elysium exported as the shipped model is: a Hub-ready folder with auto_map and flat code."""
     from conftest import IMAGE_SIZE, T_SELECTOR_TOKENS, tiny_config
+
     from elysium.hub.export import export_model
     from elysium.modeling_elysium import ElysiumForConditionalGeneration
     from elysium.processing import ElysiumImageProcessor, ElysiumProcessor

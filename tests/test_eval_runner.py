@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from elysium.cli import main
 from elysium.evaluation.benchmarks import load_benchmark, read_boxes
 from elysium.inference.benchmark_runner import run_benchmark
 from elysium.inference.tracker import ElysiumTracker
-from PIL import Image
 
 
 def make_sequence(

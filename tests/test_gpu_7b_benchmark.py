@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from elysium.modeling_elysium import ElysiumConfig
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_7b.py"

@@ -7,6 +7,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from elysium.evaluation.failure_cases import PANELS, SCALE, panel_frames, strip_size, worst_tracks, write_failure_cases
 from elysium.evaluation.heldout import (
     central_boxes,
@@ -18,7 +20,6 @@ from elysium.evaluation.heldout import (
 )
 from elysium.inference.benchmark_runner import evaluate_heldout, track_heldout
 from elysium.synthetic import synthesize
-from PIL import Image
 
 
 class OracleTracker:

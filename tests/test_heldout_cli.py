@@ -6,9 +6,10 @@ import json
 import os
 import shutil
 
+from PIL import Image
+
 from elysium.cli import main
 from elysium.synthetic import synthesize
-from PIL import Image
 
 FAST = ["--max-frames", "6", "--clip-len", "4", "--max-new-tokens", "8", "--quiet"]
 

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from elysium.cli import main as cli_main
-from elysium.hub.export import MODEL_AUTO_MAP, ExportError, code_files, export_model
 from safetensors import safe_open
 from transformers.dynamic_module_utils import get_imports, get_relative_import_files
+
+from elysium.cli import main as cli_main
+from elysium.hub.export import MODEL_AUTO_MAP, ExportError, code_files, export_model
 
 FRAMES = 3
 EXPECTED_CODE = {

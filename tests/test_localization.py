@@ -7,8 +7,8 @@ import json
 import numpy as np
 import PIL.Image
 import pytest
-from elysium.evaluation.heldout import Track
 
+from elysium.evaluation.heldout import Track
 from experiments.localization import (
     attribute_naming,
     box_scores,

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import IMAGE_SIZE, tiny_config
-from elysium.modeling_elysium import ElysiumConfig, ElysiumForConditionalGeneration, TSelector
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -17,6 +16,8 @@ from transformers import (
     LlavaConfig,
     LlavaForConditionalGeneration,
 )
+
+from elysium.modeling_elysium import ElysiumConfig, ElysiumForConditionalGeneration, TSelector
 
 
 def frames(n: int, seed: int = 0) -> list[np.ndarray]:

@@ -8,6 +8,9 @@ import types
 import numpy as np
 import pytest
 import torch
+from got10k.experiments import ExperimentOTB, ExperimentUAV123
+from got10k.utils import metrics as got10k_metrics
+
 from elysium.evaluation.benchmarks import read_uav123, write_results
 from elysium.evaluation.ope import (
     NORM_PRECISION_THRESHOLDS,
@@ -19,8 +22,6 @@ from elysium.evaluation.ope import (
     score_sequence,
     xyxy_to_xywh,
 )
-from got10k.experiments import ExperimentOTB, ExperimentUAV123
-from got10k.utils import metrics as got10k_metrics
 
 # got10k's curve code, called unbound with the bin counts its experiments set.
 OTB_BINS = types.SimpleNamespace(nbins_iou=21, nbins_ce=51)

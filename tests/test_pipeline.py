@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import elysium.inference  # noqa: F401  (registers the task)
 import numpy as np
 import pytest
 import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor, pipeline
+
+import elysium.inference  # noqa: F401  (registers the task)
 from elysium.inference import TASK, ElysiumTracker, VideoObjectTrackingPipeline
 from elysium.processing.video import write_video
-from transformers import AutoModelForImageTextToText, AutoProcessor, pipeline
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, tokenizer) -> Path:
     from conftest import IMAGE_SIZE, T_SELECTOR_TOKENS, tiny_config
+
     from elysium.modeling_elysium import ElysiumForConditionalGeneration
     from elysium.processing import ElysiumImageProcessor, ElysiumProcessor
 

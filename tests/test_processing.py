@@ -6,6 +6,10 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import AutoProcessor, CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
+
 from elysium.modeling_elysium import ElysiumForConditionalGeneration
 from elysium.processing import (
     BoxError,
@@ -17,9 +21,6 @@ from elysium.processing import (
     parse_track,
 )
 from elysium.processing.tokenizer_training import train_tokenizer
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from transformers import AutoProcessor, CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
 
 SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "

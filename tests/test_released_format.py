@@ -14,12 +14,13 @@ import random
 
 import PIL.Image
 import pytest
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from transformers import LlamaTokenizerFast
+
 from elysium.modeling_elysium import ElysiumConfig
 from elysium.processing import ElysiumImageProcessor, ElysiumProcessor
 from elysium.processing.prompts import PARAPHRASES
 from elysium.training.samples import SampleBuilder
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-from transformers import LlamaTokenizerFast
 
 SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "

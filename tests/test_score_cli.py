@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from elysium.cli import main
 from elysium.evaluation.benchmarks import write_results
 

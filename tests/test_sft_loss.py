@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import torch
 import trl.trainer.utils as trl_utils
+from trl.trainer.utils import add_fused_lm_head
+
 from elysium.training.collator import ElysiumCollator
 from elysium.training.sft import score_labelled_positions_only
-from trl.trainer.utils import add_fused_lm_head
 
 
 def _loss_and_grads(model, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:

@@ -7,11 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from elysium.cli import main as elysium_main
 from elysium.synthetic import COLORS, expression_matches, make_squares, square_sets
 from elysium.training.config import DataArgs
 from elysium.training.sft import prepare_synthetic
-from PIL import Image
 
 
 @pytest.mark.parametrize("background", ["plain", "clutter"])

@@ -12,6 +12,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from PIL import Image
+
 from elysium.synthetic import (
     COLORS,
     SOURCE,
@@ -25,7 +27,6 @@ from elysium.synthetic.cli import add_synth_arguments, run_synth
 from elysium.synthetic.demo import write_demo_video
 from elysium.training.frames import FrameStore
 from elysium.training.records import track_record_problem
-from PIL import Image
 
 FRAMES = (12, 16)
 SIZE = (96, 72)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from elysium.cli import main
 from elysium.inference.tracker import ElysiumTracker, VideoSource
 from elysium.processing.boxes import format_box, format_track

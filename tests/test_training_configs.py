@@ -10,6 +10,9 @@ import PIL.Image
 import pytest
 import torch
 from accelerate.commands.config.config_args import load_config_from_file
+from safetensors.torch import load_file
+from trl import SFTConfig
+
 from elysium.synthetic import square_sets
 from elysium.training.config import DataArgs, ModelArgs, apply_overrides, load_config, stage_configs
 from elysium.training.curves import plot_runs, read_run
@@ -17,8 +20,6 @@ from elysium.training.decay_on_loss import DecayOnLoss
 from elysium.training.model_setup import build_model_and_processor, set_trainable, sincos_2d
 from elysium.training.sft import main, train
 from elysium.training.ship_tiny import ship
-from safetensors.torch import load_file
-from trl import SFTConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 # tiny.yaml's last stages train on shorter clips than the paper's 8 (the tracker's clip length is the last one's)
@@ -219,8 +220,9 @@ def test_stage_training_changes_only_its_parameters_and_saves_a_loadable_model(t
     else:  # merged LoRA deltas land on the attention projections only
         assert llm_changed and all(k.split(".")[-2] in ("q_proj", "k_proj", "v_proj", "o_proj") for k in llm_changed)
 
-    import elysium.modeling_elysium  # noqa: F401
     from transformers import AutoModel
+
+    import elysium.modeling_elysium  # noqa: F401
 
     saved = AutoModel.from_pretrained(tmp_path / "run" / "final")
     assert type(saved).__name__ == "ElysiumForConditionalGeneration"

@@ -43,10 +43,11 @@ def test_deepspeed_plugin_builds_from_the_configs(name, stage):
 
 @NEEDS_DEEPSPEED
 def test_zero3_trains_on_two_cpu_ranks(tmp_path):
-    import elysium.modeling_elysium  # noqa: F401
-    from elysium.training.checkpoints import checkpoint_problem
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel
+
+    import elysium.modeling_elysium  # noqa: F401
+    from elysium.training.checkpoints import checkpoint_problem
 
     flags = {
         "--data.synthetic.out_dir": str(tmp_path / "data"),

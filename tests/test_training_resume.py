@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import Crash, CrashAt, smoke_run_config
-from elysium.training.sft import train
 from safetensors.torch import load_file
+
+from elysium.training.sft import train
 
 
 def _config(tmp_path: Path, name: str) -> dict:

@@ -41,9 +41,10 @@ def test_tiny_smoke_config_trains_on_two_cpu_processes(tmp_path):
     records = (tmp_path / "runs" / "tiny-smoke-data" / "annotations.jsonl").read_text().splitlines()
     assert len(records) >= 32 and skips["validation"] == {"used": len(records)} and skips["skipped"] == 0
 
+    from transformers import AutoModel, AutoProcessor
+
     import elysium.modeling_elysium  # noqa: F401  (registers Elysium with the Auto classes)
     import elysium.processing  # noqa: F401
-    from transformers import AutoModel, AutoProcessor
 
     model = AutoModel.from_pretrained(run / "final", trust_remote_code=True).eval()
     processor = AutoProcessor.from_pretrained(run / "final", trust_remote_code=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Crash, CrashAt
+
 from elysium.synthetic import SynthConfig, synthesize
 from elysium.training.config import load_config
 from elysium.training.sft import train
@@ -58,8 +59,9 @@ def test_streaming_trains_skips_bad_records_and_resumes(data, tmp_path):
     assert full.state.global_step == 6 and sorted(losses) == list(range(1, 7))
     assert all(math.isfinite(v) for v in losses.values())
 
-    import elysium.modeling_elysium  # noqa: F401  (registers Elysium with the Auto classes)
     from transformers import AutoModel
+
+    import elysium.modeling_elysium  # noqa: F401  (registers Elysium with the Auto classes)
 
     model = AutoModel.from_pretrained(tmp_path / "full" / "final")
     assert type(model).__name__ == "ElysiumForConditionalGeneration"

@@ -8,6 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from PIL import Image
+
 from elysium.processing.video import (
     FrameItem,
     VideoError,
@@ -17,7 +19,6 @@ from elysium.processing.video import (
     read_video,
     write_video,
 )
-from PIL import Image
 
 W, H, N, FPS, SQ = 64, 48, 40, 25, 8
 RED = (255, 60, 40)  # bright on a dark background: the square shows in luma, which yuv420p keeps at full size

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from elysium.utils.atomic import write_json_atomic
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from elysium.utils.atomic import write_json_atomic
 
 from .records import SkipCounts
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Union
 
 import yaml
+
 from elysium.utils.errors import UserError
 
 SECTIONS = ("model", "stage", "lora", "data", "training", "decay_on_loss", "stages")

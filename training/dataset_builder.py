@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from accelerate import PartialState
+
 from elysium.processing import ElysiumProcessor
 from elysium.processing.crops import ANYWHERE
 from elysium.synthetic import square_sets

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import PIL.Image
+
 from elysium.utils.paths import PathOutsideRootError, inside_root
 
 

@@ -17,9 +17,10 @@ from typing import Any, Protocol
 import datasets
 import datasets.distributed
 import PIL.Image
+from torch.utils.data import Dataset, IterableDataset
+
 from elysium.processing.boxes import BoxError
 from elysium.processing.crops import crop_image
-from torch.utils.data import Dataset, IterableDataset
 
 from .frames import FrameStore
 from .records import MALFORMED, UNREADABLE, SkipCounts, box_is_valid

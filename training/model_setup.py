@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from elysium.modeling_elysium import ElysiumConfig, ElysiumForConditionalGeneration, ElysiumTSelector
-from elysium.processing import ElysiumImageProcessor, ElysiumProcessor, chat_template
 from torch import nn
 from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
+
+from elysium.modeling_elysium import ElysiumConfig, ElysiumForConditionalGeneration, ElysiumTSelector
+from elysium.processing import ElysiumImageProcessor, ElysiumProcessor, chat_template
 
 from .config import ModelArgs
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import datasets
+
 from elysium.utils.atomic import write_json_atomic
 
 from .frames import FrameStore

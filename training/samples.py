@@ -16,6 +16,7 @@ from typing import Any
 
 import PIL.Image
 import torch
+
 from elysium.processing import ElysiumProcessor
 from elysium.processing.boxes import format_box
 from elysium.processing.crops import ANYWHERE, box_in_crop, target_crop

@@ -29,6 +29,9 @@ from typing import Any
 import torch
 import trl.trainer.utils as trl_utils
 from accelerate import PartialState
+from transformers import TrainerCallback
+from trl import SFTConfig, SFTTrainer
+
 from elysium.hub.export import make_hub_ready
 from elysium.synthetic import SynthConfig, make_squares, square_sets, synthesize
 from elysium.training.callbacks import (
@@ -45,8 +48,6 @@ from elysium.training.decay_on_loss import DecayOnLoss, DecayOnLossSchedule
 from elysium.training.distributed import check_launch, check_world_size
 from elysium.training.model_setup import build_model_and_processor, count_parameters, set_trainable
 from elysium.training.records import SkipCounts
-from transformers import TrainerCallback
-from trl import SFTConfig, SFTTrainer
 
 logger = logging.getLogger("elysium.training")
 
