@@ -5,12 +5,14 @@ import elysium.processing  # noqa: F401
 
 from .pipeline import TASK, VideoObjectTrackingPipeline, tracking_pipeline
 from .tracker import ElysiumTracker, TrackedFrame, TrackResult, VideoSource
+from .tracker_settings import TrackerSettings
 
 __all__ = [
     "ElysiumTracker",
     "TASK",
     "TrackResult",
     "TrackedFrame",
+    "TrackerSettings",
     "VideoObjectTrackingPipeline",
     "VideoSource",
     "tracking_pipeline",

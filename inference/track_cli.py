@@ -339,7 +339,7 @@ def _search_context(text: str) -> float | str | None:
 
 def _views(text: str) -> int | str:
     """`--views`: "model" (the model's config's track_views) or a number of test-time views, 1 to len(VIEWS)."""
-    from elysium.inference.tracker import VIEWS
+    from elysium.inference.tracker_settings import VIEWS
 
     if text.strip().lower() == "model":
         return "model"
@@ -401,20 +401,13 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def tracker_from_args(model: Any, processor: Any, args: argparse.Namespace) -> Any:
-    """The `ElysiumTracker` of a command's `--clip-len`, `--max-new-tokens` and `add_search_arguments` flags."""
+    """The `ElysiumTracker` of a command's `--clip-len`, `--max-new-tokens` and `add_search_arguments` flags, laid
+    over the model's own settings (`TrackerSettings.from_args`: a flag left at "model" or unset keeps the model's)."""
     from elysium.inference.tracker import ElysiumTracker
+    from elysium.inference.tracker_settings import TrackerSettings
 
     use_threads(getattr(args, "threads", None))
-    return ElysiumTracker(
-        model,
-        processor,
-        args.clip_len,
-        args.max_new_tokens,
-        search_context=args.search_context,
-        views=args.views,
-        box_scale=args.box_scale,
-        decoder=getattr(args, "decoder", "auto"),
-    )
+    return ElysiumTracker(model, processor, settings=TrackerSettings.from_args(model.config, args))
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

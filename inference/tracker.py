@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,7 +30,8 @@ import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from elysium.inference.box_decoder import ConstrainedBoxDecoder, box_grammar_problem
-from elysium.processing.boxes import check_box, check_box_scale, format_track, normalize_box, widen_box
+from elysium.inference.tracker_settings import VIEWS, TrackerSettings
+from elysium.processing.boxes import check_box, format_track, normalize_box, widen_box
 from elysium.processing.crops import Region, box_in_crop, crop_image, pixel_region, square_around
 from elysium.processing.prompts import REC, RSOT, SOT, VIDEO_REG
 from elysium.processing.video import FrameItem, VideoError, iter_video
@@ -197,13 +198,6 @@ class _SearchRegion(NamedTuple):
         return [width - box[2], box[1], width - box[0], box[3]] if self.mirrored else list(box)
 
 
-# Test-time views of a search region, in the order `views` takes them: (shift of the square along both axes, in
-# vision patches, mirrored). Shifted by half a patch the target falls on other patch borders, and mirrored the
-# model reads it the other way round, so the views' errors are partly independent and their median box is more
-# exact than one view's (docs/elysium-tiny/history.md).
-VIEWS: tuple[tuple[float, bool], ...] = ((0.0, False), (0.0, True), (0.5, False), (0.5, True), (-0.5, False))
-
-
 def combine_views(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One answer from the answers of several views of a clip (frame boxes): per frame, the coordinate-wise median
     of the views whose box was read from the model's text (of every view where none was), repaired only if all
@@ -223,7 +217,17 @@ def combine_views(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {**results[0], "boxes": boxes, "repaired": repaired, "num_repaired": sum(repaired)}
 
 
-DEFAULT_CLIP_LEN = 8  # the paper's clips, for a model whose config does not say how it was trained
+class _Setting:
+    """A tracker attribute that is one field of its `settings`; setting it replaces the settings (checked again)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, tracker: Any, owner: type | None = None) -> Any:
+        return self if tracker is None else getattr(tracker.settings, self.name)
+
+    def __set__(self, tracker: Any, value: Any) -> None:
+        tracker.settings = replace(tracker.settings, **{self.name: value})
 
 
 class ElysiumTracker:
@@ -248,57 +252,62 @@ class ElysiumTracker:
     another format), or "auto" (constrained where the tokenizer writes boxes in a way the grammar follows, else
     generate; generate where `max_new_tokens` caps answers).
 
+    These are `settings` (a `TrackerSettings`, read from the model's config by `TrackerSettings.from_model_config`);
+    the keywords are laid over it (over the model's own where no `settings` is given), and the tracker's
+    `clip_len`, `max_new_tokens`, `search_context`, `views` and `box_scale` read and write its fields.
+
     `stats` accumulates seconds spent decoding frames, preprocessing them, in the vision tower (with T-Selector and
     projector) and in the language model (`generate`), so the cost of each part can be measured.
     """
+
+    clip_len = _Setting()
+    max_new_tokens = _Setting()
+    search_context = _Setting()
+    views = _Setting()
+    box_scale = _Setting()
 
     def __init__(
         self,
         model: Any,
         processor: Any,
-        clip_len: int | None = None,
+        clip_len: int | str | None = None,
         max_new_tokens: int | None = None,
         search_context: float | str | None = "model",
-        views: int | str = "model",
-        refine_found: bool = True,
-        box_scale: float | str = "model",
-        decoder: str = "auto",
+        views: int | str | None = "model",
+        refine_found: bool | None = None,
+        box_scale: float | str | None = "model",
+        decoder: str | None = None,
+        *,
+        settings: TrackerSettings | None = None,
     ):
-        if clip_len is None:  # as the model was trained (`ElysiumConfig.track_clip_len`), else the paper's 8
-            clip_len = getattr(model.config, "track_clip_len", None) or DEFAULT_CLIP_LEN
-        if not isinstance(clip_len, int) or clip_len < 2:
-            raise ValueError(f"clip_len must be >= 2 (clips overlap by one frame), got {clip_len}")
-        if search_context == "model":  # as the model was trained (`ElysiumConfig.track_search_context`)
-            search_context = getattr(model.config, "track_search_context", None)
-        if search_context is not None and not (isinstance(search_context, (int, float)) and search_context >= 1):
-            raise ValueError(
-                f"search_context={search_context!r}: give a factor >= 1 (the region holds the whole target), None "
-                "for whole frames, or 'model' for the model's own setting."
-            )
-        self.search_context = None if search_context is None else float(search_context)
-        self.refine_found = refine_found and self.search_context is not None
-        if views == "model":  # as tuned for the model on held-out videos (`ElysiumConfig.track_views`)
-            views = getattr(model.config, "track_views", None) or 1
-        if not isinstance(views, int) or not 1 <= views <= len(VIEWS):
-            raise ValueError(f"views={views!r}: give a number of test-time views from 1 to {len(VIEWS)}, or 'model'.")
-        self.views = views
-        if box_scale == "model":  # as calibrated for the model on validation videos (`ElysiumConfig.track_box_scale`)
-            box_scale = getattr(model.config, "track_box_scale", None) or 1.0
-        self.box_scale = check_box_scale(box_scale)
+        # One path for every way of asking: the keywords are laid over `settings`, else over the model's own
+        # (`TrackerSettings.from_model_config`); "model" or None (but search_context=None, whole frames) keep them.
+        asked = {
+            "clip_len": clip_len,
+            "max_new_tokens": max_new_tokens,
+            "search_context": search_context,
+            "views": views,
+            "refine_found": refine_found,
+            "box_scale": box_scale,
+            "decoder": decoder,
+        }
+        if settings is None:
+            settings = TrackerSettings.from_model_config(model.config, **asked)
+        elif isinstance(settings, TrackerSettings):
+            settings = settings.with_overrides(**asked)
+        else:
+            raise TypeError(f"settings must be a TrackerSettings, got {type(settings).__name__}.")
+        self.settings = settings
         vision = model.config.vision_config
         self.patch_fraction = vision.patch_size / vision.image_size  # a patch's share of a square's side
         self.model = model
         self.processor = processor
         self.tokenizer = processor.tokenizer
-        self.clip_len = int(clip_len)
-        self.max_new_tokens = max_new_tokens
         size = processor.image_processor.size
         self.model_size = (int(size["width"]), int(size["height"]))
         self.stats: dict[str, float] = {}
         self.reset_stats()
-        if decoder not in ("auto", "constrained", "strict", "generate"):
-            raise ValueError(f"decoder={decoder!r}: give 'constrained', 'strict', 'generate' or 'auto'.")
-        self._decoder_asked = decoder
+        decoder = settings.decoder
         self._box_decoder = None
         if decoder != "generate":
             problem = box_grammar_problem(processor)
@@ -308,11 +317,17 @@ class ElysiumTracker:
                 self._box_decoder = ConstrainedBoxDecoder(model, processor, strict=decoder == "strict")
 
     @property
+    def refine_found(self) -> bool:
+        """Whether RSOT asks its first clip again in the square around what it found (only with search regions)."""
+        return self.settings.refine_found and self.search_context is not None
+
+    @property
     def decoder(self) -> str:
         """The decoder tracking answers use now: "auto" takes generate where `max_new_tokens` caps the answers."""
-        if self._box_decoder is None or (self._decoder_asked == "auto" and self.max_new_tokens is not None):
+        asked = self.settings.decoder
+        if self._box_decoder is None or (asked == "auto" and self.max_new_tokens is not None):
             return "generate"
-        return self._decoder_asked if self._decoder_asked == "strict" else "constrained"
+        return asked if asked == "strict" else "constrained"
 
     @classmethod
     def from_pretrained(
