@@ -138,3 +138,21 @@ def smoke_run_config(tmp_path: Path, name: str, samples_per_epoch: int, max_step
         "--training.per_device_train_batch_size": "2",
     }
     return load_config(smoke, [item for pair in overrides.items() for item in pair] + list(extra))
+
+
+def smoke_overrides(tmp_path: Path, videos: int = 8, save_steps: int = 2, *extra: str) -> list[str]:
+    """Command-line overrides that make tiny-smoke.yaml a 4-step run on `videos` one-track generated videos under
+    `tmp_path` (the multi-process tests launch it: 2 ranks x batch 2 x 4 steps = 16 samples, one epoch)."""
+    flags = {
+        "--data.synthetic.out_dir": str(tmp_path / "data"),
+        "--data.synthetic.videos": str(videos),
+        "--data.synthetic.frames_per_video": "[10, 10]",
+        "--data.synthetic.tracks_per_video": "1",
+        "--data.synthetic.min_track_frames": "2",
+        "--data.samples_per_epoch": "16",
+        "--training.output_dir": str(tmp_path / "run"),
+        "--training.max_steps": "4",
+        "--training.save_steps": str(save_steps),
+        "--training.per_device_train_batch_size": "2",
+    }
+    return [item for pair in flags.items() for item in pair] + list(extra)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.utils import DistributedType
+from conftest import smoke_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "training" / "configs" / "accelerate"
@@ -49,18 +50,6 @@ def test_zero3_trains_on_two_cpu_ranks(tmp_path):
     import elysium.modeling_elysium  # noqa: F401
     from elysium.training.checkpoints import checkpoint_problem
 
-    flags = {
-        "--data.synthetic.out_dir": str(tmp_path / "data"),
-        "--data.synthetic.videos": "8",
-        "--data.synthetic.frames_per_video": "[10, 10]",
-        "--data.synthetic.tracks_per_video": "1",
-        "--data.synthetic.min_track_frames": "2",
-        "--data.samples_per_epoch": "16",
-        "--training.output_dir": str(tmp_path / "run"),
-        "--training.max_steps": "4",
-        "--training.save_steps": "4",
-        "--training.per_device_train_batch_size": "2",
-    }
     command = [
         sys.executable,
         "-m",
@@ -76,7 +65,7 @@ def test_zero3_trains_on_two_cpu_ranks(tmp_path):
         str(REPO / "training" / "sft.py"),
         "--config",
         str(REPO / "training" / "configs" / "tiny-smoke.yaml"),
-        *[item for pair in flags.items() for item in pair],
+        *smoke_overrides(tmp_path, 8, 4),
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import smoke_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "training" / "configs" / "tiny-smoke.yaml"
@@ -20,19 +21,7 @@ RECORDS = 8  # 8 one-track videos
 
 
 def _overrides(tmp_path: Path, *extra: str) -> list[str]:
-    flags = {
-        "--data.synthetic.out_dir": str(tmp_path / "data"),
-        "--data.synthetic.videos": str(RECORDS),
-        "--data.synthetic.frames_per_video": "[10, 10]",
-        "--data.synthetic.tracks_per_video": "1",
-        "--data.synthetic.min_track_frames": "2",
-        "--data.samples_per_epoch": "16",
-        "--training.output_dir": str(tmp_path / "run"),
-        "--training.max_steps": "4",
-        "--training.save_steps": "2",
-        "--training.per_device_train_batch_size": "2",
-    }
-    return [item for pair in flags.items() for item in pair] + list(extra)
+    return smoke_overrides(tmp_path, RECORDS, 2, *extra)
 
 
 def _two_ranks(tmp_path: Path, *extra: str) -> list[dict]:
