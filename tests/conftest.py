@@ -156,3 +156,7 @@ def smoke_overrides(tmp_path: Path, videos: int = 8, save_steps: int = 2, *extra
         "--training.per_device_train_batch_size": "2",
     }
     return [item for pair in flags.items() for item in pair] + list(extra)
+
+
+# The environment of the tests' training subprocesses (torchrun, accelerate launch): offline, one thread a rank.
+SUBPROCESS_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}

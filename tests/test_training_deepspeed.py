@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.utils import DistributedType
-from conftest import smoke_overrides
+from conftest import SUBPROCESS_ENV, smoke_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "training" / "configs" / "accelerate"
@@ -67,8 +66,7 @@ def test_zero3_trains_on_two_cpu_ranks(tmp_path):
         str(REPO / "training" / "configs" / "tiny-smoke.yaml"),
         *smoke_overrides(tmp_path, 8, 4),
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    result = subprocess.run(command, cwd=tmp_path, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-4000:]
     checkpoint = tmp_path / "run" / "checkpoint-4"
     states = sorted(p.name for p in (checkpoint / "global_step4").iterdir())

@@ -5,18 +5,16 @@ that names the command to run instead."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import smoke_overrides
+from conftest import SUBPROCESS_ENV, smoke_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "training" / "configs" / "tiny-smoke.yaml"
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 RECORDS = 8  # 8 one-track videos
 
 
@@ -39,7 +37,7 @@ def _two_ranks(tmp_path: Path, *extra: str) -> list[dict]:
         str(SMOKE),
         *_overrides(tmp_path, *extra),
     ]
-    result = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(command, cwd=tmp_path, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-4000:]
     reports = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     for rank, report in enumerate(reports):
@@ -86,7 +84,7 @@ def test_accelerate_cpu_launch_of_one_process_for_two_is_an_error(tmp_path):
         str(SMOKE),
         *_overrides(tmp_path),
     ]
-    result = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command, cwd=tmp_path, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     # Our one line (accelerate's launcher then reports the exit status with a traceback of its own).
     assert "error: `accelerate launch --num_processes N` started one process: on CPU" in result.stderr

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+from conftest import SUBPROCESS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,8 +26,7 @@ def test_tiny_smoke_config_trains_on_two_cpu_processes(tmp_path):
         "--config",
         str(REPO / "training" / "configs" / "tiny-smoke.yaml"),
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=170)
+    result = subprocess.run(command, cwd=tmp_path, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=170)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "tokens/s" in result.stderr and "frames/s" in result.stderr  # the progress line
 
