@@ -9,6 +9,7 @@ from elysium.utils.errors import UserError, check_at_least, check_out_folder
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from dataclasses import fields
     from pathlib import Path
 
     from tqdm.auto import tqdm
@@ -16,9 +17,9 @@ def run_eval(args: argparse.Namespace) -> int:
     from elysium.evaluation.benchmarks import BenchmarkError, load_benchmark
     from elysium.inference.benchmark_runner import EvalRunError, run_benchmark
     from elysium.inference.default_model import DEFAULT_MODEL
-    from elysium.inference.heldout_cli import model_fingerprint
-    from elysium.inference.loading import load_model_and_processor
+    from elysium.inference.loading import load_model_and_processor, model_fingerprint
     from elysium.inference.tracker import ElysiumTracker
+    from elysium.inference.tracker_settings import TrackerSettings
 
     check_at_least(
         [
@@ -43,10 +44,7 @@ def run_eval(args: argparse.Namespace) -> int:
     key = {
         **model_fingerprint(args.model or DEFAULT_MODEL),
         "benchmark": args.benchmark,
-        "clip_len": tracker.clip_len,
-        "search_context": tracker.search_context,
-        "views": tracker.views,
-        "box_scale": tracker.box_scale,
+        **{f.name: getattr(tracker.settings, f.name) for f in fields(TrackerSettings) if f.name != "max_new_tokens"},
     }
     progress = tqdm(
         total=len(benchmark.sequences), unit="seq", desc=args.benchmark, file=sys.stderr, disable=args.quiet

@@ -171,33 +171,22 @@ def evaluate_model(
     return report, baselines
 
 
-def model_fingerprint(path: str | Path) -> dict[str, Any]:
-    """What a saved model's results depend on: its folder, its weights (size, mtime) and its config (digest; the
-    tracker's "model" settings, track_views, track_search_context, ..., are read from it). `elysium heldout` and
-    `elysium eval` key the results they reuse by it."""
-    folder = Path(path)
-    weights, config = folder / "model.safetensors", folder / "config.json"
-    stat = weights.stat() if weights.is_file() else None
-    return {
-        "path": str(folder.resolve()),
-        "weights": [stat.st_size, stat.st_mtime_ns] if stat else None,
-        "config": hashlib.sha256(config.read_bytes()).hexdigest() if config.is_file() else None,
-    }
-
-
 def result_key(path: str | None, tracks: list[Any], args: argparse.Namespace) -> str:
     """What one model's finished result depends on (its weights and config as saved, the tracks, the tracker's
     settings), as a digest: a re-run with the same key reuses the result instead of tracking again."""
+    from dataclasses import fields
+
     from elysium.evaluation.heldout import SCORING
     from elysium.inference.default_model import DEFAULT_MODEL
+    from elysium.inference.loading import model_fingerprint
+    from elysium.inference.tracker_settings import TrackerSettings
 
     key = {
         **model_fingerprint(path or DEFAULT_MODEL),
         "tracks": [[t.id, len(t.frames)] for t in tracks],
-        **{
-            k: getattr(args, k)
-            for k in ("clip_len", "search_context", "views", "box_scale", "max_new_tokens", "failures")
-        },
+        # every tracker setting, as its flag asked (a setting without a flag: None), so a new one is never missed
+        **{f.name: getattr(args, f.name, None) for f in fields(TrackerSettings)},
+        "failures": args.failures,
         "device": args.device,
         "captions": not args.no_captions,
         "scoring": SCORING,
@@ -272,6 +261,7 @@ def run_heldout(args: argparse.Namespace) -> int:
         "search_context": args.search_context,
         "views": args.views,
         "box_scale": args.box_scale,
+        "decoder": args.decoder,
         "protocol": PROTOCOL,
         "captions": not args.no_captions,
         "batch_size": args.batch_size,

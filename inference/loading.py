@@ -9,6 +9,7 @@ import torch
 
 from elysium.inference import default_model
 from elysium.utils.errors import UserError
+from elysium.utils.safetensors_check import safetensors_problem
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -145,39 +146,29 @@ def check_no_remote_code(folder: Path) -> None:
 
 
 def check_weights_file(folder: Path) -> None:
-    """A `model.safetensors` that is empty or cut short fails with one line naming the file, before loading."""
-    from safetensors import SafetensorError, safe_open
-
+    """A `*.safetensors` that is empty or cut short fails with one line naming the file, before loading."""
     for weights in sorted(folder.glob("*.safetensors")):
-        try:
-            with safe_open(str(weights), framework="pt") as handle:
-                names = list(handle.keys())
-                for name in names[-1:]:  # the last tensor lies at the end of the file: a cut file fails here
-                    handle.get_slice(name)
-            end = _safetensors_end(weights)
-        except (SafetensorError, OSError, ValueError) as error:
+        problem = safetensors_problem(weights)
+        if problem is not None:
             raise UserError(
-                f"{weights} is empty, truncated or not a safetensors file ({_first_line(error)}); copy or download "
+                f"{weights} is empty, truncated or not a safetensors file ({problem}); copy or download "
                 "the weights again, or save the model again with save_pretrained."
-            ) from None
-        size = weights.stat().st_size
-        if end is not None and size < end:
-            raise UserError(
-                f"{weights} is truncated ({size} bytes of the {end} its header lists); copy or download the "
-                "weights again, or save the model again with save_pretrained."
             )
 
 
-def _safetensors_end(weights: Path) -> int | None:
-    """The file size a safetensors header promises (8-byte length + header + the last tensor's end offset)."""
-    import json
-    import struct
+def model_fingerprint(path: str | Path) -> dict[str, Any]:
+    """What a saved model's results depend on: its folder, its weights (size and mtime of every `*.safetensors`,
+    one file or shards, and of `model.safetensors.index.json`) and its config (digest; the tracker's "model"
+    settings, track_views, track_search_context, ..., are read from it). `elysium heldout` and `elysium eval` key
+    the results they reuse by it."""
+    import hashlib
 
-    with open(weights, "rb") as handle:
-        head = handle.read(8)
-        if len(head) < 8:
-            raise ValueError("shorter than a safetensors header")
-        (length,) = struct.unpack("<Q", head)
-        header = json.loads(handle.read(length))
-    ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
-    return 8 + length + max(ends, default=0)
+    folder = Path(path)
+    config = folder / "config.json"
+    files = sorted(folder.glob("*.safetensors")) + [folder / "model.safetensors.index.json"]
+    weights = [[f.name, s.st_size, s.st_mtime_ns] for f in files if f.is_file() for s in [f.stat()]]
+    return {
+        "path": str(folder.resolve()),
+        "weights": weights or None,
+        "config": hashlib.sha256(config.read_bytes()).hexdigest() if config.is_file() else None,
+    }

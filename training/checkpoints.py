@@ -2,9 +2,10 @@
 
 A job killed while it saved, or a disk that filled, leaves a last checkpoint with a truncated file, and Trainer
 would fail on it deep inside loading (or, for the RNG states, resume differently). The checks are cheap and need
-no model: `trainer_state.json` parses, every safetensors file's header covers the file exactly (`safe_open`
-checks it), and every torch file (`torch.save`'s zip format: optimizer, scheduler, RNG states, DeepSpeed's
-`global_step*/` states) has its zip directory, which sits at the end and so is lost to any truncation.
+no model: `trainer_state.json` parses, every safetensors file's header covers the file exactly
+(`utils.safetensors_check`, the check `elysium` runs before loading a model), and every torch file (`torch.save`'s
+zip format: optimizer, scheduler, RNG states, DeepSpeed's `global_step*/` states) has its zip directory, which sits
+at the end and so is lost to any truncation.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from safetensors import SafetensorError, safe_open
+from elysium.utils.safetensors_check import safetensors_problem
 
 CHECKPOINT = re.compile(r"checkpoint-(\d+)")  # Trainer's folder names (transformers.trainer_utils)
 DAMAGED_PREFIX = "damaged-"  # a rejected checkpoint is renamed so: kept to look at, never resumed or rotated
@@ -35,11 +36,9 @@ def checkpoint_problem(folder: Path) -> str | None:
             continue
         name = path.relative_to(folder)
         if path.suffix == ".safetensors":
-            try:
-                with safe_open(str(path), framework="pt"):
-                    pass
-            except (SafetensorError, OSError) as error:
-                return f"{name} is damaged ({path.stat().st_size} bytes: {error})"
+            problem = safetensors_problem(path)
+            if problem is not None:
+                return f"{name} is damaged ({path.stat().st_size} bytes: {problem})"
         elif path.suffix in TORCH_SUFFIXES:
             try:
                 with zipfile.ZipFile(path):
