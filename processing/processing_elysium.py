@@ -22,6 +22,7 @@ from transformers.processing_utils import ProcessorMixin
 
 from .boxes import ParsedTrack, denormalize_box, format_track, normalize_box, parse_box, parse_track
 from .image_processing_elysium import ElysiumImageProcessor
+from .plain_text import PLAIN_END, PLAIN_RE, PLAIN_START, encode_marked, outside_marks
 from .prompts import task_prompt
 from .released_format import (
     ANSWER_TEXT,
@@ -71,8 +72,6 @@ CHAT_TEMPLATE = chat_template()
 # special-token string in it ("<image>", "</s>", ...) between these two Unicode noncharacters (reserved for a
 # program's internal use, so no real text holds them), and `tokenize` encodes what lies between them as plain
 # text. Prompts without user special-token strings hold no marks and are tokenized exactly as before.
-PLAIN_START, PLAIN_END = "\ufdd0", "\ufdd1"
-_PLAIN_RE = re.compile(f"{PLAIN_START}(.*?){PLAIN_END}", re.DOTALL)
 
 
 class ElysiumProcessor(ProcessorMixin):
@@ -137,7 +136,7 @@ class ElysiumProcessor(ProcessorMixin):
             raise ValueError("Give the prompt text; build it with `processor.build_prompt(...)` or the chat template.")
         texts = [text] if isinstance(text, str) else list(text)
         frames = self._flatten_frames(images, len(texts))
-        placeholders = [_PLAIN_RE.sub("", t).count(self.image_token) for t in texts]
+        placeholders = [PLAIN_RE.sub("", t).count(self.image_token) for t in texts]
         if sum(placeholders) != len(frames):
             raise ValueError(
                 f"The text has {sum(placeholders)} {self.image_token} placeholders (per text: {placeholders}) but "
@@ -158,55 +157,34 @@ class ElysiumProcessor(ProcessorMixin):
             padding_side = kwargs.pop("padding_side", None)
             if kwargs:
                 raise ValueError(f"prompt_format='released' encodes piecewise; {sorted(kwargs)} are not supported.")
-            rows = [
-                {"input_ids": encode_released(self.tokenizer, t, *self._image_args, plain=_PLAIN_RE)[0]} for t in texts
-            ]
+            rows = [{"input_ids": encode_released(self.tokenizer, t, *self._image_args)[0]} for t in texts]
             encoding = self.tokenizer.pad(
                 rows, padding=padding, return_tensors=return_tensors, padding_side=padding_side
             )
-        elif any(PLAIN_START in t for t in texts):
-            encoding = self._tokenize_with_plain_text(texts, return_tensors, padding, **kwargs)
+        elif any(PLAIN_START in t for t in texts):  # user text: encoded piece by piece (see plain_text.py)
+            padding_side = kwargs.pop("padding_side", None)
+            rows = [{"input_ids": encode_marked(self.tokenizer, self.expand_image_tokens(t))} for t in texts]
+            encoding = self.tokenizer.pad(
+                rows, padding=padding, return_tensors=return_tensors, padding_side=padding_side
+            )
         else:
-            expanded = [self._expand(t) for t in texts]
+            expanded = [self.expand_image_tokens(t) for t in texts]
             encoding = self.tokenizer(expanded, return_tensors=return_tensors, padding=padding, **kwargs)
         limit = self.tokenizer.model_max_length
         longest = max(len(ids) for ids in encoding["input_ids"])
         if limit and limit < 10**8 and longest > limit:
-            frames = max(_PLAIN_RE.sub("", t).count(self.image_token) for t in texts)
+            frames = max(PLAIN_RE.sub("", t).count(self.image_token) for t in texts)
             raise ValueError(
                 f"The prompt is {longest} tokens but the model holds {limit}: {frames} frames at "
                 f"{self.num_image_tokens} tokens each do not fit. Give fewer frames or track the video in clips."
             )
         return encoding
 
-    def _expand(self, text: str) -> str:
-        return text.replace(self.image_token, self.image_token * self.num_image_tokens)
-
-    def _tokenize_with_plain_text(
-        self, texts: list[str], return_tensors: str | None, padding: bool | str, **kwargs: Any
-    ):
-        """Tokenize texts holding marked user text: the prompt's own pieces as usual (special tokens recognized, the
-        first with the tokenizer's leading special tokens), the marked pieces with `split_special_tokens=True`."""
-        padding_side = kwargs.pop("padding_side", None)
-        rows = []
-        for text in texts:
-            ids: list[int] = []
-            position = 0
-            pieces: list[tuple[str, bool]] = []
-            for match in _PLAIN_RE.finditer(text):
-                pieces += [(text[position : match.start()], False), (match.group(1), True)]
-                position = match.end()
-            pieces.append((text[position:], False))
-            for number, (piece, plain) in enumerate(pieces):
-                if not piece and number:
-                    continue
-                if plain:
-                    ids += self.tokenizer(piece, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-                else:
-                    encoded = self.tokenizer(self._expand(piece), add_special_tokens=number == 0, **kwargs)
-                    ids += encoded["input_ids"]
-            rows.append({"input_ids": ids, "attention_mask": [1] * len(ids)})
-        return self.tokenizer.pad(rows, padding=padding, padding_side=padding_side, return_tensors=return_tensors)
+    def expand_image_tokens(self, text: str) -> str:
+        """Each `<image>` of the prompt (not of the user's marked text) as `num_image_tokens` image tokens."""
+        return outside_marks(
+            text, lambda piece: piece.replace(self.image_token, self.image_token * self.num_image_tokens)
+        )
 
     def plain_text(self, text: str | None) -> str | None:
         """`text` from a user, with each special-token string marked to be encoded as plain text (see PLAIN_START)."""
@@ -241,7 +219,7 @@ class ElysiumProcessor(ProcessorMixin):
                 "encode_with_labels is the released format's; this processor uses prompt_format "
                 f"{self.prompt_format!r} (its text is tokenized in one go)."
             )
-        ids, is_answer = encode_released(self.tokenizer, text, *self._image_args, plain=_PLAIN_RE)
+        ids, is_answer = encode_released(self.tokenizer, text, *self._image_args)
         return ids, [token if answer else -100 for token, answer in zip(ids, is_answer)]
 
     @property

@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .plain_text import PLAIN_RE, encode_marked
+
 RELEASED = "released"
 ELYSIUM = "elysium"
 PROMPT_FORMATS = (ELYSIUM, RELEASED)
@@ -98,43 +100,25 @@ def split_turns(text: str) -> list[tuple[str, str | None]]:
     return turns
 
 
-def _encode(tokenizer: Any, text: str, plain: re.Pattern | None, add_special_tokens: bool) -> list[int]:
-    """`tokenizer.encode(text)`, with each `plain` span (user text) encoded as plain text, never as special tokens."""
-    if plain is None or not plain.search(text):
-        return tokenizer.encode(text, add_special_tokens=add_special_tokens)
-    ids: list[int] = []
-    position = 0
-    for match in [*plain.finditer(text), None]:
-        before = text[position : match.start() if match else len(text)]
-        if before or not ids:
-            ids += tokenizer.encode(before, add_special_tokens=add_special_tokens and not ids)
-        if match:
-            ids += tokenizer(match.group(1), add_special_tokens=False, split_special_tokens=True)["input_ids"]
-            position = match.end()
-    return ids
-
-
 def encode_released(
     tokenizer: Any,
     text: str,
     image_token: str,
     image_token_id: int,
     num_image_tokens: int,
-    plain: re.Pattern | None = None,
 ) -> tuple[list[int], list[bool]]:
     """Token ids of a released-format conversation and, per id, whether it belongs to an answer (its `</s>` too).
 
     Each `<image>` becomes `num_image_tokens` copies of `image_token_id` (the released placeholder, expanded).
-    `plain` matches the spans of user text marked by the processor (group 1: the text), which are encoded as plain
-    text: a `<image>` or `</s>` typed by a user is never read as a special token.
+    User text marked by the processor (`plain_text.py`) is encoded as plain text: a `<image>` or `</s>` typed by a
+    user is never read as a special token.
     """
     ids: list[int] = []
     is_answer: list[bool] = []
     image = [image_token_id] * num_image_tokens
     # User text is set aside while the conversation is cut at its own `<image>`, `ASSISTANT:` and `</s>`, then put back.
     spans: list[str] = []
-    if plain is not None:
-        text = plain.sub(lambda m: spans.append(m.group(0)) or f"{_STASH[0]}{len(spans) - 1}{_STASH[1]}", text)
+    text = PLAIN_RE.sub(lambda m: spans.append(m.group(0)) or f"{_STASH[0]}{len(spans) - 1}{_STASH[1]}", text)
 
     def restore(piece: str) -> str:
         return _STASHED.sub(lambda m: spans[int(m.group(1))], piece) if spans else piece
@@ -144,13 +128,13 @@ def encode_released(
             if index:
                 ids += image
                 is_answer += [False] * num_image_tokens
-            piece_ids = _encode(tokenizer, piece, plain, add_special_tokens=True)
+            piece_ids = encode_marked(tokenizer, piece, add_special_tokens=True)
             ids += piece_ids
             is_answer += [False] * len(piece_ids)
         if answer is not None:
             if image_token in answer:
                 raise ValueError(f"An answer holds {image_token}: {answer[:80]!r}; images go in the question.")
-            answer_ids = _encode(tokenizer, restore(answer), plain, add_special_tokens=False) + [tokenizer.eos_token_id]
+            answer_ids = encode_marked(tokenizer, restore(answer), add_special_tokens=False) + [tokenizer.eos_token_id]
             ids += answer_ids
             is_answer += [True] * len(answer_ids)
     return ids, is_answer

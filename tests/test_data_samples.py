@@ -106,6 +106,20 @@ def test_labels_cover_only_the_answer_and_its_end_token(processor):
         assert sample["pixel_values"].shape[0] == len(example.frames)
 
 
+def test_training_ids_keep_user_text_as_text(processor):
+    """An expression holding `<image>` or `</s>` trains on the ids `processor.tokenize` gives (the string as text),
+    with the image slots and the one answer end of the prompt alone."""
+    builder = SampleBuilder(processor, task_weights={"rsot": 1.0})
+    record = {**_record(), "expression": "the <image> red </s> one"}
+    example = builder.track_example(record, random.Random(5))
+    sample = builder.encode(example, [PIL.Image.new("RGB", (20, 20))] * len(example.frames))
+    ids, labels = sample["input_ids"], sample["labels"]
+    assert ids.tolist() == processor.tokenize(example.text)["input_ids"][0].tolist()
+    assert (ids == processor.image_token_id).sum() == len(example.frames) * processor.num_image_tokens
+    assert (ids == processor.tokenizer.eos_token_id).sum() == 1
+    assert processor.tokenizer.decode(ids[labels != -100]) == example.answers[0] + "</s>"
+
+
 def synth_videos(out_dir: Path, videos: int, frames: int) -> list[dict]:
     """Small synthetic videos, one track each, under `out_dir` (frames named from it); returns the records."""
     config = SynthConfig(tracks_per_video=1, min_track_frames=2, photos=False)

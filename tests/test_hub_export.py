@@ -29,6 +29,7 @@ EXPECTED_CODE = {
     "boxes.py",
     "prompts.py",
     "released_format.py",
+    "plain_text.py",
 }
 PIPELINE_CODE = {"video_tracking.py", "tracker.py", "video.py", "crops.py", "boxes.py", "prompts.py"}
 

@@ -20,7 +20,9 @@ import torch
 from elysium.processing import ElysiumProcessor
 from elysium.processing.boxes import format_box
 from elysium.processing.crops import ANYWHERE, box_in_crop, target_crop
+from elysium.processing.plain_text import encode_marked
 from elysium.processing.prompts import REC, REG, RSOT, SOT, VIDEO_QA, VIDEO_REG
+from elysium.processing.released_format import RELEASED
 
 ASSISTANT_TAG = " ASSISTANT: "
 END_OF_ANSWER = "</s>"
@@ -206,21 +208,21 @@ class SampleBuilder:
     def encode(self, example: Example, images: Sequence[PIL.Image.Image]) -> dict[str, Any]:
         """Tokenize with image tokens expanded and labels only on the answers (their `</s>` included)."""
         processor = self.processor
-        if getattr(processor, "prompt_format", "elysium") == "released":  # a released-format fine-tune
+        if processor.prompt_format == RELEASED:  # a released-format fine-tune
             input_ids, labels = processor.encode_with_labels(example.text)
             return self._finish(example, images, input_ids, labels)
-        text = example.text.replace(processor.image_token, processor.image_token * processor.num_image_tokens)
+        text = processor.expand_image_tokens(example.text)
         spans, cursor = [], 0
         for _ in example.answers:
             start = text.index(ASSISTANT_TAG, cursor) + len(ASSISTANT_TAG)
             end = text.index(END_OF_ANSWER, start) + len(END_OF_ANSWER)
             spans.append((start, end))
             cursor = end
-        encoding = processor.tokenizer(text, return_offsets_mapping=True, add_special_tokens=True)
-        input_ids = list(encoding["input_ids"])
+        # the same ids as `processor.tokenize` gives (user text stays text), with each id's place in `text`
+        input_ids, offsets = encode_marked(processor.tokenizer, text, offsets=True)
         labels = [
             token if any(s < token_end and token_start < e for s, e in spans) and token_end > token_start else -100
-            for token, (token_start, token_end) in zip(input_ids, encoding["offset_mapping"])
+            for token, (token_start, token_end) in zip(input_ids, offsets)
         ]
         return self._finish(example, images, input_ids, labels)
 
