@@ -119,43 +119,39 @@ def model_dir(tmp_path_factory, tokenizer) -> Path:
     return folder
 
 
-def smoke_run_config(tmp_path: Path, name: str, samples_per_epoch: int, max_steps: int, *extra: str) -> dict:
-    """tiny-smoke.yaml on 8 one-track videos, logging every step and saving every 4: the resume tests' run."""
-    from elysium.training.config import load_config
-
-    smoke = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny-smoke.yaml"
-    overrides = {
-        "--data.synthetic.out_dir": str(tmp_path / "data"),
-        "--data.synthetic.videos": "8",
-        "--data.synthetic.frames_per_video": "[10, 10]",
-        "--data.synthetic.tracks_per_video": "1",  # 8 videos, 8 records
-        "--data.synthetic.min_track_frames": "2",
-        "--data.samples_per_epoch": str(samples_per_epoch),
-        "--training.output_dir": str(tmp_path / name),
-        "--training.max_steps": str(max_steps),
-        "--training.save_steps": "4",
-        "--training.logging_steps": "1",
-        "--training.per_device_train_batch_size": "2",
-    }
-    return load_config(smoke, [item for pair in overrides.items() for item in pair] + list(extra))
-
-
-def smoke_overrides(tmp_path: Path, videos: int = 8, save_steps: int = 2, *extra: str) -> list[str]:
-    """Command-line overrides that make tiny-smoke.yaml a 4-step run on `videos` one-track generated videos under
-    `tmp_path` (the multi-process tests launch it: 2 ranks x batch 2 x 4 steps = 16 samples, one epoch)."""
+def smoke_overrides(
+    tmp_path: Path,
+    videos: int = 8,
+    save_steps: int = 2,
+    *extra: str,
+    name: str = "run",
+    samples_per_epoch: int = 16,
+    max_steps: int = 4,
+) -> list[str]:
+    """Command-line overrides that make tiny-smoke.yaml a short run (default 4 steps: 2 ranks x batch 2 x 4 steps =
+    16 samples, one epoch) on `videos` one-track generated videos, writing under `tmp_path`."""
     flags = {
         "--data.synthetic.out_dir": str(tmp_path / "data"),
         "--data.synthetic.videos": str(videos),
         "--data.synthetic.frames_per_video": "[10, 10]",
         "--data.synthetic.tracks_per_video": "1",
         "--data.synthetic.min_track_frames": "2",
-        "--data.samples_per_epoch": "16",
-        "--training.output_dir": str(tmp_path / "run"),
-        "--training.max_steps": "4",
+        "--data.samples_per_epoch": str(samples_per_epoch),
+        "--training.output_dir": str(tmp_path / name),
+        "--training.max_steps": str(max_steps),
         "--training.save_steps": str(save_steps),
         "--training.per_device_train_batch_size": "2",
     }
     return [item for pair in flags.items() for item in pair] + list(extra)
+
+
+def smoke_run_config(tmp_path: Path, name: str, samples_per_epoch: int, max_steps: int, *extra: str) -> dict:
+    """tiny-smoke.yaml on 8 one-track videos, logging every step and saving every 4: the resume tests' run."""
+    from elysium.training.config import load_config
+
+    smoke = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny-smoke.yaml"
+    steps = {"name": name, "samples_per_epoch": samples_per_epoch, "max_steps": max_steps}
+    return load_config(smoke, smoke_overrides(tmp_path, 8, 4, "--training.logging_steps", "1", *extra, **steps))
 
 
 # The environment of the tests' training subprocesses (torchrun, accelerate launch): offline, one thread a rank.
