@@ -31,11 +31,20 @@ from typing import Any
 
 import numpy as np
 
+from elysium.processing.boxes import normalize_box
 from elysium.utils.atomic import write_json_atomic, write_text_atomic
+from elysium.utils.jsonl import numbered_jsonl_lines
 
 from .chunks import CHUNK_REASONS, Chunk, Chunker, given_chunks
 from .detect import Detection, Detector
-from .filters import TRACK_REASONS, FunnelThresholds, agreement_problem, confidence_problem, drift_problem
+from .filters import (
+    OUTSIDE_FRAME,
+    TRACK_REASONS,
+    FunnelThresholds,
+    agreement_problem,
+    confidence_problem,
+    drift_problem,
+)
 from .track import Tracker
 
 SOURCE = "elysium-data-engine"
@@ -45,7 +54,8 @@ UNREADABLE_VIDEO = "unreadable_video"
 TOO_SHORT = "too_few_frames"
 DETECTOR_FAILED = "detector_failed"
 TRACKER_FAILED = "tracker_failed"
-VIDEO_REASONS = (NO_CAPTION, UNREADABLE_VIDEO, TOO_SHORT, DETECTOR_FAILED, TRACKER_FAILED)
+NOT_UTF8 = "caption_line_not_utf8"  # a line of the captions file that is not UTF-8
+VIDEO_REASONS = (NO_CAPTION, UNREADABLE_VIDEO, TOO_SHORT, DETECTOR_FAILED, TRACKER_FAILED, NOT_UTF8)
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ts")
 LOW_SCORE = "detector_score_below_threshold"
 # The funnel, in order: what the summary prints.
@@ -92,26 +102,29 @@ class VideoResult:
 
 def read_inputs(captions: str | os.PathLike, videos_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """The captions file (JSON lines: `video` (a path, relative to `videos_dir` when given), `caption`, optional
-    `id` and `chunks`) -> rows for the map. A line that is not JSON, or has no video, becomes a row with a problem.
-    With `videos_dir`, its videos (files or frame folders) without a caption line are rows with `no_caption`."""
+    `id` and `chunks`) -> rows for the map. A line that is not JSON, or has no video, becomes a row with a problem
+    (`caption_line_not_utf8` for one that is not UTF-8; a byte-order mark is dropped). With `videos_dir`, its
+    videos (files or frame folders) without a caption line are rows with `no_caption`."""
     rows: list[dict[str, Any]] = []
     root = Path(videos_dir) if videos_dir is not None else None
     seen: set[str] = set()
-    with open(captions, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-                video = str(raw["video"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                rows.append(_row(f"line-{number}", "", "", None, NO_CAPTION))
-                continue
-            path = Path(video) if root is None or Path(video).is_absolute() else root / video
-            vid = str(raw.get("id") or Path(video).stem)
-            seen.add(str(path.resolve()))
-            chunks = raw.get("chunks")
-            rows.append(_row(vid, str(path), str(raw.get("caption") or ""), chunks, ""))
+    for number, line in numbered_jsonl_lines(captions):
+        if line is None:
+            rows.append(_row(f"line-{number}", "", "", None, NOT_UTF8))
+            continue
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            video = str(raw["video"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            rows.append(_row(f"line-{number}", "", "", None, NO_CAPTION))
+            continue
+        path = Path(video) if root is None or Path(video).is_absolute() else root / video
+        vid = str(raw.get("id") or Path(video).stem)
+        seen.add(str(path.resolve()))
+        chunks = raw.get("chunks")
+        rows.append(_row(vid, str(path), str(raw.get("caption") or ""), chunks, ""))
     if root is not None and root.is_dir():
         for path in sorted(root.iterdir()):
             is_video = path.is_dir() or path.suffix.lower() in VIDEO_EXTENSIONS
@@ -201,7 +214,7 @@ class Funnel:
             for t in _probe_frames(n):
                 frames.append(videos[i].frames[t])
                 queries.append([c.text for c in kept_chunks[i]])
-                keys.append((rows[i]["video"], int(videos[i].indices[t])))
+                keys.append((rows[i]["vid"], int(videos[i].indices[t])))
                 owners.append((i, t))
         detections: dict[tuple[int, int], list[Detection | None]] = {}
         if frames:
@@ -245,7 +258,7 @@ class Funnel:
             self._maybe_preview(row, video, chunks, [], detections, i)
             return
         try:
-            trajectories = self.tracker(video.frames, [p[1][0] for p in pairs], row["video"])
+            trajectories = self.tracker(video.frames, [p[1][0] for p in pairs], row["vid"])
         except Exception as error:  # e.g. out of memory on a long video: count it (a kill is not an Exception)
             result.problem = f"{TRACKER_FAILED}: {type(error).__name__}"
             return
@@ -264,7 +277,7 @@ class Funnel:
                 result.counts["kept_iou_agreement"] += 1
                 record = self._record(row, video, chunks[c], trajectory, scores, worst_nis, ious, len(result.records))
                 if record is None:
-                    problem = "box_outside_frame"
+                    problem = OUTSIDE_FRAME
                 else:
                     result.records.append(record)
             if problem:
@@ -279,9 +292,7 @@ class Funnel:
         h, w = video.frames.shape[1:3]
         boxes = []
         for box in trajectory.boxes:
-            x1, y1, x2, y2 = (float(v) for v in box)
-            x1, x2 = min(max(x1 / w, 0.0), 1.0), min(max(x2 / w, 0.0), 1.0)
-            y1, y2 = min(max(y1 / h, 0.0), 1.0), min(max(y2 / h, 0.0), 1.0)
+            x1, y1, x2, y2 = _cut_to(normalize_box([float(v) for v in box], (w, h)), 1.0, 1.0)
             if not (x2 > x1 and y2 > y1):
                 return None
             boxes.append([round(x1, 6), round(y1, 6), round(x2, 6), round(y2, 6)])
@@ -338,12 +349,16 @@ def _clip(detection: Detection | None, w: int, h: int) -> Detection | None:
     """A detection clipped to the frame; None when nothing of it is inside (OWLv2 boxes can reach its padding)."""
     if detection is None:
         return None
-    x1, y1, x2, y2 = detection.box
-    x1, x2 = min(max(x1, 0.0), w), min(max(x2, 0.0), w)
-    y1, y2 = min(max(y1, 0.0), h), min(max(y2, 0.0), h)
+    x1, y1, x2, y2 = _cut_to(detection.box, w, h)
     if x2 - x1 < 1 or y2 - y1 < 1:
         return None
     return Detection((x1, y1, x2, y2), detection.score)
+
+
+def _cut_to(box: Sequence[float], w: float, h: float) -> tuple[Any, Any, Any, Any]:
+    """`[x1, y1, x2, y2]` with x cut to 0..w and y to 0..h (a NaN stays NaN)."""
+    x1, y1, x2, y2 = box
+    return min(max(x1, 0.0), w), min(max(y1, 0.0), h), min(max(x2, 0.0), w), min(max(y2, 0.0), h)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -24,7 +24,9 @@ LOW_CONFIDENCE = "tracker_confidence_below_threshold"
 DRIFT = "kalman_drift"
 DISAGREE_MIDDLE = "iou_below_threshold_middle_frame"
 DISAGREE_LAST = "iou_below_threshold_last_frame"
-TRACK_REASONS = (LOW_CONFIDENCE, DRIFT, DISAGREE_MIDDLE, DISAGREE_LAST)
+# Passed every filter, but a frame's box has no area left once cut to the frame: the record would be invalid.
+OUTSIDE_FRAME = "box_outside_frame"
+TRACK_REASONS = (LOW_CONFIDENCE, DRIFT, DISAGREE_MIDDLE, DISAGREE_LAST, OUTSIDE_FRAME)
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,6 @@ def _pixel_boxes(record: dict[str, Any]) -> dict[int, np.ndarray]:
     return {int(t): np.asarray(b, dtype=float) * [w, h, w, h] for t, b in zip(indices, record["box"])}
 
 
-def _vid_of(key: str) -> str:
-    return Path(key).name
-
-
 class ReplayDetector:
     """Finds a chunk's object by its words (the record whose shape, colour, size and texture the chunk names) and
     returns its true box, moved by `noise` (a fraction of the box size), with `score`."""
@@ -75,8 +71,7 @@ class ReplayDetector:
         self, frames: Sequence[np.ndarray], queries: Sequence[Sequence[str]], keys: Sequence[tuple[str, int]]
     ) -> list[list[Detection | None]]:
         out = []
-        for (key, t), names in zip(keys, queries):
-            vid = _vid_of(key)
+        for (vid, t), names in zip(keys, queries):
             found: list[Detection | None] = []
             for q, name in enumerate(names):
                 record = self._find(vid, name)
@@ -123,7 +118,7 @@ class ReplayTracker:
     def __call__(self, frames: np.ndarray, first_boxes: Sequence[Sequence[float]], key: str = "") -> list[Trajectory]:
         from .filters import box_iou
 
-        vid = _vid_of(key)
+        vid = key
         num_frames, height, width = frames.shape[:3]
         out = []
         for k, first in enumerate(first_boxes):

@@ -21,7 +21,7 @@ import torch
 
 from elysium.cli import main as elysium_main
 from elysium.data_engine.chunks import ABSTRACT, PLURAL, PRONOUN, doc_chunks, load_spacy
-from elysium.data_engine.engine import BuildConfig, build, read_inputs
+from elysium.data_engine.engine import BuildConfig, build, merge, read_inputs, shard_path
 from elysium.data_engine.filters import (
     DISAGREE_LAST,
     DRIFT,
@@ -278,6 +278,63 @@ def test_bad_videos_are_counted_by_reason(synth, tmp_path):
     summary = build(rows, None, ReplayDetector(annotations), ReplayTracker(annotations), config)
     assert summary["dropped"]["videos"] == {"no_caption": 2 + 7, "unreadable_video": 2}  # 7 synth videos unlisted
     assert summary["funnel"]["videos_read"] == 1 and summary["funnel"]["trajectories_written"] >= 1
+
+
+class _KeyRecording(ReplayTracker):
+    """Remembers the keys it is given (the video ids, by the `Tracker` protocol)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.keys = []
+
+    def __call__(self, frames, first_boxes, key=""):
+        self.keys.append(key)
+        return super().__call__(frames, first_boxes, key)
+
+
+def test_a_bom_and_a_line_that_is_not_utf8_in_the_captions_file(synth, tmp_path):
+    lines = (synth / "captions.jsonl").read_text().splitlines()
+    latin1 = json.loads(lines[1]) | {"caption": "un carré rouge"}
+    captions = tmp_path / "captions.jsonl"
+    captions.write_bytes(
+        b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, as Windows editors write
+        + (lines[0] + "\n").encode()
+        + (json.dumps(latin1, ensure_ascii=False) + "\n").encode("latin-1")
+        + "".join(line + "\n" for line in lines[2:]).encode()
+    )
+    rows = read_inputs(captions, synth / "frames")
+    assert rows[0]["vid"] == json.loads(lines[0])["id"] and not rows[0]["problem"]  # the BOM is not part of line 1
+    assert (rows[1]["vid"], rows[1]["problem"]) == ("line-2", "caption_line_not_utf8")
+    annotations = synth / "annotations.jsonl"
+    tracker = _KeyRecording(annotations, noise=0.01)
+    config = BuildConfig(out=tmp_path / "out", progress=False)
+    summary = build(rows, None, ReplayDetector(annotations), tracker, config)
+    # the line's video is then a video without a caption line
+    assert summary["dropped"]["videos"] == {"caption_line_not_utf8": 1, "no_caption": 1}
+    funnel = summary["funnel"]
+    assert funnel["videos"] == len(lines) + 1 and funnel["videos_read"] == len(lines) - 1
+    assert (
+        funnel["trajectories_tracked"]
+        == sum(summary["dropped"]["trajectories"].values()) + funnel["trajectories_written"]
+    )
+    # the tracker gets video ids, not paths
+    assert tracker.keys and set(tracker.keys) <= {row["vid"] for row in rows if not row["problem"]}
+    assert all("/" not in key for key in tracker.keys)
+
+
+def test_merge_counts_trajectories_dropped_for_a_box_outside_the_frame(tmp_path):
+    counts = {"videos": 1, "videos_read": 1, "trajectories_tracked": 2, "trajectory_dropped_box_outside_frame": 1}
+    counts |= {"trajectory_dropped_kalman_drift": 1}
+    (tmp_path / "shards").mkdir()
+    (shard_path(tmp_path, 0).with_suffix(".jsonl")).write_text("")
+    status = {"videos": [{"vid": "v", "problem": "", "counts": counts}], "records": 0}
+    shard_path(tmp_path, 0).with_suffix(".json").write_text(json.dumps(status))
+    summary = merge(tmp_path, 1, BuildConfig(out=tmp_path, progress=False))
+    dropped = summary["dropped"]["trajectories"]
+    assert dropped["box_outside_frame"] == dropped[DRIFT] == 1
+    assert (
+        sum(dropped.values()) + summary["funnel"]["trajectories_written"] == summary["funnel"]["trajectories_tracked"]
+    )
 
 
 class _FailingTracker(ReplayTracker):

@@ -19,6 +19,7 @@ from typing import Any
 import datasets
 
 from elysium.utils.atomic import write_json_atomic
+from elysium.utils.jsonl import jsonl_lines
 
 from .frames import FrameStore
 
@@ -124,19 +125,6 @@ def _normalized_track_row(raw: Any) -> dict[str, Any]:
         "frame_size": [int(v) for v in (raw.get("frame_size") or [0, 0])],
     }
     return row
-
-
-def jsonl_lines(path: str | os.PathLike) -> Any:
-    """The non-blank lines of a JSONL file as text, or None for a line that is not UTF-8 (a byte-order mark at a
-    line's start is dropped)."""
-    with open(path, "rb") as handle:
-        for raw in handle:
-            if not raw.strip():
-                continue
-            try:
-                yield raw.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                yield None
 
 
 def content_key(files: Sequence[str]) -> list[list[Any]]:
