@@ -18,7 +18,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from elysium.inference.benchmark_runner import EvalRunError, run_benchmark
     from elysium.inference.default_model import DEFAULT_MODEL
     from elysium.inference.loading import load_model_and_processor, model_fingerprint
-    from elysium.inference.tracker import ElysiumTracker
+    from elysium.inference.track_cli import tracker_from_args
     from elysium.inference.tracker_settings import TrackerSettings
 
     check_at_least(
@@ -38,7 +38,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if not benchmark.sequences:
         raise UserError(f"{args.root}: no readable {args.benchmark} sequence ({len(benchmark.skipped)} skipped).")
     model, processor = load_model_and_processor(args.model, args.device, trust_remote_code=args.trust_remote_code)
-    tracker = ElysiumTracker(model, processor, clip_len=args.clip_len, max_new_tokens=args.max_new_tokens)
+    tracker = tracker_from_args(model, processor, args)  # the tracking commands' settings and thread policy
     # Results are resumed only if made with these weights and settings (as `elysium heldout` reuses its results);
     # --max-new-tokens and --batch-size are budgets, not settings, and may change between resumed runs.
     key = {
@@ -92,7 +92,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from elysium.evaluation.benchmarks import BENCHMARKS
     from elysium.evaluation.ope import PROTOCOLS
-    from elysium.inference.track_cli import add_trust_argument
+    from elysium.inference.track_cli import add_search_arguments, add_trust_argument
 
     parser = subparsers.add_parser(
         "eval",
@@ -113,6 +113,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--clip-len", type=int, default=None, help="frames a clip (default: as the model was trained, else 8)"
     )
     parser.add_argument("--max-new-tokens", type=int, default=None)
+    add_search_arguments(parser)
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
     add_trust_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
