@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from elysium.inference.box_decoder import ConstrainedBoxDecoder, box_grammar_problem
+from elysium.inference.box_decoder import ConstrainedBoxDecoder, GrammarError
 from elysium.inference.tracker_settings import VIEWS, TrackerSettings
 from elysium.processing.boxes import check_box, format_track, normalize_box, widen_box
 from elysium.processing.crops import Region, box_in_crop, crop_image, pixel_region, square_around
@@ -310,11 +310,15 @@ class ElysiumTracker:
         decoder = settings.decoder
         self._box_decoder = None
         if decoder != "generate":
-            problem = box_grammar_problem(processor)
-            if problem is not None and decoder != "auto":
-                raise ValueError(f"decoder={decoder!r} cannot follow this tokenizer ({problem}); use 'generate'.")
-            if problem is None:
-                self._box_decoder = ConstrainedBoxDecoder(model, processor, strict=decoder == "strict")
+            box_decoder = ConstrainedBoxDecoder(model, processor, strict=decoder == "strict")
+            try:  # the grammar of a whole clip's answer, built once here and kept by the decoder for every clip
+                box_decoder.grammar(self.clip_len)
+            except GrammarError as error:
+                if decoder != "auto":
+                    message = f"decoder={decoder!r} cannot follow this tokenizer ({error}); use 'generate'."
+                    raise ValueError(message) from None
+            else:
+                self._box_decoder = box_decoder
 
     @property
     def refine_found(self) -> bool:
