@@ -4,7 +4,7 @@ Each module listed in ``COMMAND_MODULES`` has ``add_parser(subparsers)`` that re
 ``set_defaults(run=callable)``; the callable takes the parsed args and returns an exit code. A subcommand that
 passes ``--section.key value`` overrides on (``train``) also sets ``overrides=True``: the arguments the parser does
 not know reach it as ``args.overrides``. Errors a user can fix are raised as ``UserError`` (``elysium.utils.errors``)
-or one of ``USER_ERRORS`` and printed as one line, never as a traceback, with exit code 2.
+or one of ``user_errors()`` and printed as one line, never as a traceback, with exit code 2.
 
 This package is the top of the layout: it may import every other folder, and none imports it.
 """
@@ -48,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors a user can fix: printed as one line with exit code 2 (processing's own error types stay
+    importable without this package's utils, so they are named here)."""
+    from elysium.processing.boxes import BoxError
+    from elysium.processing.video import VideoError
+
+    return (UserError, BoxError, VideoError, FileNotFoundError)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -58,12 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
-    from elysium.processing.boxes import BoxError
-    from elysium.processing.video import VideoError
-
     try:
         return int(args.run(args) or 0)
-    except (UserError, BoxError, VideoError, FileNotFoundError) as error:
+    except user_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

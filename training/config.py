@@ -27,6 +27,9 @@ import yaml
 
 from elysium.utils.errors import UserError
 
+# Where a config without `training.output_dir` writes: SFTConfig's own default, so the name, the recipe's stages
+# and the trainer agree.
+DEFAULT_OUTPUT_DIR = "trainer_output"
 SECTIONS = ("model", "stage", "lora", "data", "training", "decay_on_loss", "stages")
 STAGE_SECTIONS = ("stage", "lora", "data", "training", "decay_on_loss")
 
@@ -260,7 +263,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
         elif not isinstance(config[section], dict):
             raise ConfigError(f"{path}: `{section}` must be a mapping of settings, got {config[section]!r}")
     if "stages" not in config:
-        return parse_config(config, str(path), Path(config["training"].get("output_dir", "runs")).name)
+        return parse_config(config, str(path), Path(config["training"].get("output_dir", DEFAULT_OUTPUT_DIR)).name)
     check_stages(config["stages"], path)
     # The command line wins in every stage too (`--training.max_steps 10` shortens each one).
     items = list(overrides)
@@ -308,7 +311,7 @@ def _stage_sections(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     `<training.output_dir>/<name>`; every stage after the first starts from the previous stage's `final/` (the
     base `model` builds only the first)."""
     base = {k: v for k, v in config.items() if k != "stages"}
-    root = Path(base["training"].get("output_dir", "runs/elysium"))
+    root = Path(base["training"].get("output_dir", DEFAULT_OUTPUT_DIR))
     out, previous = [], None
     for entry in config["stages"]:
         stage = merge(base, {k: v for k, v in entry.items() if k != "name"})

@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 import torch
+from accelerate.utils import get_int_from_env
 
 logger = logging.getLogger("elysium.training")
 
@@ -23,11 +24,7 @@ WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_C
 
 def launched_world_size() -> int:
     """The number of ranks the launcher started (1 for a plain `python`)."""
-    for name in WORLD_SIZE_VARIABLES:
-        value = os.environ.get(name, "").strip()
-        if value.isdigit():
-            return int(value)
-    return 1
+    return get_int_from_env(list(WORLD_SIZE_VARIABLES), 1)
 
 
 def check_launch(training: dict[str, Any]) -> dict[str, Any]:

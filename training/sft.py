@@ -42,7 +42,7 @@ from elysium.training.callbacks import (
 )
 from elysium.training.checkpoints import resumable_checkpoint, set_aside
 from elysium.training.collator import ElysiumCollator
-from elysium.training.config import DataArgs, TrainConfig, load_config, stage_configs
+from elysium.training.config import DEFAULT_OUTPUT_DIR, DataArgs, TrainConfig, load_config, stage_configs
 from elysium.training.dataset_builder import build_train_dataset, clip_frames, context_range, grounding_specs
 from elysium.training.decay_on_loss import DecayOnLoss, DecayOnLossSchedule
 from elysium.training.distributed import check_launch, check_world_size
@@ -283,7 +283,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> Ely
     stages = stage_configs(config)
     trainer = None
     for number, (name, stage) in enumerate(stages, 1):
-        final = Path(stage.training.get("output_dir", "trainer_output")) / "final"
+        final = Path(stage.training.get("output_dir", DEFAULT_OUTPUT_DIR)) / "final"
         if len(stages) > 1 and (final / "config.json").is_file():
             logger.info("stage %d/%d %s: done already (%s), skipping", number, len(stages), name, final)
             continue
