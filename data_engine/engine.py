@@ -34,6 +34,7 @@ import numpy as np
 from elysium.processing.boxes import normalize_box
 from elysium.utils.atomic import write_json_atomic, write_text_atomic
 from elysium.utils.jsonl import numbered_jsonl_lines
+from elysium.utils.track_folder import frame_file, write_frame
 
 from .chunks import CHUNK_REASONS, Chunk, Chunker, given_chunks
 from .detect import Detection, Detector
@@ -314,7 +315,7 @@ class Funnel:
                 "iou_middle": round(float(list(ious.values())[0]), 4),
                 "iou_last": round(float(list(ious.values())[-1]), 4),
             },
-            "frames": [f"frames/{vid}/{t:06d}.jpg" for t in range(len(video))],
+            "frames": [frame_file(vid, t) for t in range(len(video))],
             "object_class": chunk.text,
             "box": boxes,
             "object_description": chunk.description,
@@ -322,12 +323,8 @@ class Funnel:
         }
 
     def _write_frames(self, video, vid: str) -> None:
-        from PIL import Image
-
-        folder = self.config.out / "frames" / vid
-        folder.mkdir(parents=True, exist_ok=True)
         for t, frame in enumerate(video.frames):
-            Image.fromarray(frame).save(folder / f"{t:06d}.jpg", quality=self.config.jpeg_quality)
+            write_frame(self.config.out, vid, t, frame, self.config.jpeg_quality)
 
     def _maybe_preview(self, row, video, chunks, verdicts, detections, i: int) -> None:
         if row["vid"] not in self.preview_vids:

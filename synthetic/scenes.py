@@ -48,6 +48,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from elysium.utils.track_folder import frame_file
+
 from .wording import _STILL, _choose_expression, _description
 
 __all__ = [
@@ -618,7 +620,7 @@ def track_records(plan: _Plan, stats: list[_FrameStats], cfg: SynthConfig) -> tu
                     "scene": scene,
                     "generator": f"elysium.training.synth v{VERSION}",  # the data's label (its first module)
                 },
-                "frames": [f"frames/{plan.vid}/{t:06d}.jpg" for t in kept],
+                "frames": [frame_file(plan.vid, t) for t in kept],
                 "object_class": obj.shape,
                 "box": boxes,
                 "object_description": _description(obj, scene, kept, flags, occluder, diag),

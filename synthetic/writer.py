@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
 from tqdm.auto import tqdm
 
 from elysium.utils.atomic import write_json_atomic, write_text_atomic
+from elysium.utils.track_folder import frame_file, write_frame
 
 from .scenes import VERSION, SynthConfig, grounding_rows, plan_video, render_frames, track_records
 
@@ -64,9 +64,8 @@ def _complete(records: list[dict[str, Any]], out_dir: Path) -> bool:
     """A video is done when all its tracks are recorded and every frame file is there."""
     if not records or len({r["id"] for r in records}) != records[0]["metadata"]["num_tracks"]:
         return False
-    num_frames = records[0]["metadata"]["num_frames"]
-    folder = out_dir / "frames" / records[0]["vid"]
-    return all((folder / f"{t:06d}.jpg").is_file() for t in range(num_frames))
+    num_frames, vid = records[0]["metadata"]["num_frames"], records[0]["vid"]
+    return all((out_dir / frame_file(vid, t)).is_file() for t in range(num_frames))
 
 
 def synthesize(
@@ -125,11 +124,9 @@ def synthesize(
                 frame_count += done[0]["metadata"]["num_frames"]
                 continue
             plan = plan_video(seed, index, cfg)
-            folder = out / "frames" / vid
-            folder.mkdir(parents=True, exist_ok=True)
             stats = []
             for t, (frame, st) in enumerate(render_frames(plan)):
-                Image.fromarray(frame).save(folder / f"{t:06d}.jpg", quality=cfg.jpeg_quality)
+                write_frame(out, vid, t, frame, cfg.jpeg_quality)
                 stats.append(st)
             records, lost = track_records(plan, stats, cfg)
             sink.writelines(json.dumps(r) + "\n" for r in records)
