@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from elysium.inference import default_model
+from elysium.inference.attention import use_grouped_sdpa
 from elysium.utils.errors import UserError
 from elysium.utils.safetensors_check import safetensors_problem
 
@@ -77,7 +78,9 @@ def load_model_and_processor(
             "with these weights (save_pretrained writes both)."
         )
     report.release()
-    return model.to(target).eval(), processor
+    model = model.to(target).eval()
+    use_grouped_sdpa(model)  # masked passes on the CPU without copying grouped key/value heads (inference/attention.py)
+    return model, processor
 
 
 class _HeldRecords:
