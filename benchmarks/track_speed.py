@@ -107,7 +107,7 @@ def prefill_costs(model, processor, demo: dict, repeats: int = 15) -> None:
 
     tracker = ElysiumTracker(model, processor, decoder="constrained")
     asked = []
-    tracker._decode_boxes = lambda prompts, features, counts: asked.append((prompts, features)) or [""] * len(prompts)
+    tracker._decode_boxes = lambda prompts, features, *rest: asked.append((prompts, features)) or [""] * len(prompts)
     tracker.track(demo["path"], box=demo["box"], max_frames=tracker.clip_len * 2 - 1)
     prompts, features = asked[-1]  # a second clip: every view cut around a carried box
     encoding = processor.tokenize(prompts, return_tensors="pt", padding=True, padding_side="left")
