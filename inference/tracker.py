@@ -396,11 +396,17 @@ class ElysiumTracker:
         return output[:, encoding["input_ids"].shape[1] :]
 
     def _decode_boxes(
-        self, prompts: list[str], features: list[torch.Tensor], num_frames: list[int], max_new_tokens: int
+        self,
+        prompts: list[str],
+        features: list[torch.Tensor],
+        num_frames: list[int],
+        max_new_tokens: int,
+        keys: list[tuple[int, int]] | None = None,
     ) -> list[str]:
-        """Tracking answers from the constrained decoder (the texts greedy `generate` gives, unless `strict`)."""
+        """Tracking answers from the constrained decoder (the texts greedy `generate` gives, unless `strict`);
+        `keys` (video, view) let it guess each row's answer from that row's last one."""
         start = time.perf_counter()
-        texts, _ = self._box_decoder.decode(prompts, features, num_frames, max_new_tokens)
+        texts, _ = self._box_decoder.decode(prompts, features, num_frames, max_new_tokens, keys)
         self.stats["llm_s"] += time.perf_counter() - start
         return texts
 
@@ -441,6 +447,8 @@ class ElysiumTracker:
             checked = check_box(box, source.frame_size) if box is not None else None
             name = source.path or f"video {number}"
             streams.append(_Stream(number, iter(source.items), source.frame_size, expression, name, source, checked))
+        if self._box_decoder is not None:
+            self._box_decoder.forget()  # its guesses from the last videos' answers
 
         while True:
             active = [s for s in streams if not s.done]
@@ -481,11 +489,11 @@ class ElysiumTracker:
                     to_encode.extend(region.cut(_full_frame(item)) for item in items)
             features = self._encode_frames(to_encode)
             self.stats["frames"] += sum(len(new) for stream, new in clips if not stream.refining)
-            prompts, clip_features, asked = [], [], []
+            prompts, clip_features, asked, keys = [], [], [], []
             for (stream, _), items, regions, stream_spans in zip(clips, clip_items, views, spans):
                 if stream.first and stream.box is not None and len(items) == 1:
                     continue  # a one-frame video with a box: nothing to ask
-                for region, (offset, count) in zip(regions or [None], stream_spans):
+                for view, (region, (offset, count)) in enumerate(zip(regions or [None], stream_spans)):
                     own = features[offset : offset + count]
                     feats = own if stream.first or region is not None else [stream.carry_feature, *own]
                     if stream.box is None:
@@ -498,12 +506,13 @@ class ElysiumTracker:
                     prompts.append(prompt)
                     clip_features.extend(feats)
                     asked.append((stream, items, feats, region))
+                    keys.append((id(stream), view))
             texts: list[str] = []
             if prompts:
                 budget = max(self._answer_budget(len(items)) for _, items, _, _ in asked)
                 if self.decoder != "generate":
                     counts = [len(items) for _, items, _, _ in asked]
-                    texts = self._decode_boxes(prompts, clip_features, counts, budget)
+                    texts = self._decode_boxes(prompts, clip_features, counts, budget, keys)
                 else:
                     texts = self._generate(prompts, clip_features, budget)
                 self.stats["clips"] += len({id(stream) for stream, _, _, _ in asked})
