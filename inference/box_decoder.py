@@ -6,16 +6,23 @@ token-level grammar for one tokenizer, derived by tokenizing probe answers in th
 the processor) and checked against the processor's own tokenization, so it holds for digits split one per token (the
 tiny model, Llama) and for merged multi-digit tokens (a byte-level BPE) alike; no token id is written here.
 
-`ConstrainedBoxDecoder` decodes a left-padded batch greedily with it:
-- a forced run (one allowed token after another) is fed as one chunk with the free token that precedes it, so there
-  is one forward pass per free token (a number's first digit, then "second digit or what follows");
-- the free token is the argmax over the allowed tokens only, and where the model's own argmax is allowed (a model that
-  answers in the format) it is the token `generate` picks; `stats["departures"]` counts positions where the model's
-  unconstrained argmax was not allowed (it left the format);
+`ConstrainedBoxDecoder` decodes a batch greedily with it, a forward pass feeding each row a chunk (up to
+`lookahead` tokens): the token chosen last, the forced run after it and guesses past it, verified against the
+model's choice position by position and kept up to the first miss (missed tokens stay in the cache, masked out):
+- the choice is the model's argmax where the grammar allows it, so it is the token `generate` picks;
+  `stats["departures"]` counts positions where the model's argmax was not allowed (it left the format);
 - `strict=True` keeps the grammar there too: boxes keep x1 < x2 and y1 < y2 and every answer parses (`parse_track`
-  repairs nothing). By default the row follows the model from its departure on, token by token, so every answer is
-  the one greedy `generate` gives: the shipped model leaves the format on a few held-out clips (five numbers in a
-  box, a box ending early, x1 = x2), and forcing the grammar there moved its held-out SOT AUC by -0.08 points;
+  repairs nothing). By default the row follows the model from its departure on, token by token, to `</s>` or the
+  budget, so every answer is the one greedy `generate` gives: the shipped model leaves the format on a few held-out
+  clips (five numbers in a box, a box ending early, x1 = x2), and forcing the grammar there moved its held-out SOT
+  AUC by -0.08 points;
+- guesses, best first: the model's own choice at that place of the answer where an earlier pass saw it past a miss
+  (as in Jacobi decoding: made after one wrong digit, it is still mostly right); the box before, repeated (frame 1:
+  the first box this row's last answer gave, with `keys`, else the prompt's box), or where the number's first token
+  already differs, the nearest number that starts so. On the demo video they took the tiny model from 636 passes to
+  337 for the same tokens;
+- `</s>` is never fed (the logits before it decide), and a chunk that nearly reaches the answer's end runs to it;
+- the prefill runs the rows unpadded, their first chunks evened so they are one batch with SDPA's causal kernel;
 - the prompt's part before the first frame (system line, `USER: `, `Frame 1: `) is the same for every clip: with
   `reuse_prefix` its KV cache is computed once and copied into each batch. Off by default: the rest of the prompt
   then needs an explicit causal mask (its queries start after the cached keys), which costs SDPA its causal kernel;
@@ -24,7 +31,8 @@ tiny model, Llama) and for merged multi-digit tokens (a byte-level BPE) alike; n
 
 transformers' `generate` has no hook for this: a `LogitsProcessor` can mask tokens but cannot feed a forced run as a
 chunk, so the loop is written here on the model's forward and a `DynamicCache`, with the attention mask and position
-ids `generate` would use (positions count the real tokens of a row, padding is masked), so greedy choices agree.
+ids `generate` would use (positions count the real tokens of a row, padding and missed guesses are masked), so
+greedy choices agree.
 """
 
 from __future__ import annotations
@@ -183,6 +191,11 @@ class BoxGrammar:
             ids = processor.tokenize(full, return_tensors=None, padding=False)["input_ids"][0]
             if ids[: len(prompt_ids)] != prompt_ids or ids[len(prompt_ids) :] != self.tokens(values):
                 raise GrammarError(f"the grammar's tokens for {values} differ from the tokenizer's")
+
+    def longest(self) -> int:
+        """Tokens in the longest answer."""
+        numbers = sum(max(len(ids) for ids in slot.tokens.values()) for slot in self.slots)
+        return numbers + sum(len(literal) for literal in self.literals)
 
     def tokens(self, values: Sequence[int]) -> list[int]:
         """The answer's token ids for the numbers `values` (4 a frame)."""
@@ -347,7 +360,8 @@ class ConstrainedBoxDecoder:
         self.reuse_prefix = reuse_prefix
         self.strict = strict
         # Tokens fed a pass at most (the chosen one, forced ones, guesses). On the CPU a longer chunk costs more
-        # (masked attention over more queries); 8 was fastest of 4..32 on the demo (16 and 32: fewer passes, slower).
+        # (attention over more queries) and wastes more past a miss: on the demo 12, 16 and 20 took about as long
+        # (416, 391 and 364 passes), 8 and 24 longer.
         self.lookahead = max(1, int(lookahead))
         self.image_token_id = processor.image_token_id
         self.pad_token_id = (
@@ -401,6 +415,9 @@ class ConstrainedBoxDecoder:
         token, usually several, and the answer is the one token-by-token constrained greedy decoding gives.
         """
         grammars = [self.grammar(int(n)) for n in num_frames]
+        # A row that left the grammar runs to `</s>` or this many tokens; by default the widest answer and a little
+        # more (as the tracker's budget), so a model that never says `</s>` cannot keep the loop going.
+        budgets = [max_new_tokens if max_new_tokens is not None else g.longest() + 4 for g in grammars]
         states = [g.start() for g in grammars]
         keys = list(keys) if keys is not None else [None] * len(prompts)
         hints = [self._first_boxes.get(key) or _prompt_box(prompt) for key, prompt in zip(keys, prompts)]
@@ -450,7 +467,7 @@ class ConstrainedBoxDecoder:
                 accepted, token = self._verify(grammar, state, chunk[1:], logits[row, : len(chunk)], seen[row])
                 emitted[row] += chunk[: 1 + accepted]
                 mask[row, mask.shape[1] - logits.shape[1] + 1 + accepted :] = 0  # missed guesses
-                if max_new_tokens is not None and len(emitted[row]) >= max_new_tokens:
+                if len(emitted[row]) >= budgets[row]:
                     token = None  # generate's budget (only a row that left the grammar runs that long)
                 following.append(token)
         self.stats["decode_s"] += time.perf_counter() - start

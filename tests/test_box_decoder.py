@@ -198,6 +198,44 @@ def test_a_model_that_leaves_the_format_still_answers_boxes():
         for row in output[:, encoding["input_ids"].shape[1] :].tolist()
     ]
     assert ids == expected and all(word in row for row in ids)
+    # With no budget given, a row that never says </s> stops at the longest answer's length and a little more.
+    _, unbounded = following.decode(prompts, features, counts)
+    grammars = [BoxGrammar.from_processor(processor, n) for n in counts]
+    assert all(len(row) == grammar.longest() + 4 for row, grammar in zip(unbounded, grammars))
+
+
+@pytest.mark.parametrize("style", ["per-digit", "merged"])
+def test_guesses_from_the_last_answer_change_no_token(style):
+    """Rows named by `keys` take their last answer's first box as the guess: kept per key, used on the next call,
+    dropped by `forget`; the answers stay those of grammar-constrained `generate`. `</s>` is never fed."""
+    tokenizer = per_digit_tokenizer() if style == "per-digit" else merged_bpe_tokenizer()
+    model, processor = tiny_setup(tokenizer, seed=10)
+    prompts, features, counts = batch(processor, model, seed=11)
+    expected = grammar_generate(model, processor, prompts, features, counts)
+    decoder = ConstrainedBoxDecoder(model, processor, strict=True)
+    fed: list[list[int]] = []
+    step = decoder._step
+    decoder._step = lambda cache, mask, chunks: fed.extend(chunks) or step(cache, mask, chunks)
+    keys = [("video", view) for view in range(len(prompts))]
+    _, first = decoder.decode(prompts, features, counts, keys=keys)
+    remembered = dict(decoder._first_boxes)
+    grammars = [BoxGrammar.from_processor(processor, n) for n in counts]
+    for key, ids, grammar in zip(keys, first, grammars):  # the first box of each answer, as values
+        state = grammar.start()
+        for token in ids:
+            if not state.done:
+                grammar.advance(state, token)
+        assert remembered[key] == state.values[:4]
+    hints = []
+    guess = BoxGrammar.guess
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BoxGrammar, "guess", lambda self, state, box: hints.append(box) or guess(self, state, box))
+        _, again = decoder.decode(prompts, features, counts, keys=keys)
+    assert first == again == expected
+    assert any(box in remembered.values() for box in hints)  # the second call guessed from the first's answers
+    assert all(processor.tokenizer.eos_token_id not in chunk for chunk in fed)
+    decoder.forget()
+    assert decoder._first_boxes == {}
 
 
 def test_prefix_reuse_keeps_the_logits():
@@ -280,6 +318,7 @@ def test_equals_generate_on_the_shipped_model(shipped):
     ]
     for a, b in zip(by_generate, by_constrained):
         assert a.boxes == b.boxes and b.num_repaired == 0
+    assert len(constrained._box_decoder._first_boxes) == constrained.views  # each view's last answer, kept as a guess
 
 
 def test_thread_policy():
