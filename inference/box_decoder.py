@@ -78,6 +78,13 @@ class _Node:
         index = bisect.bisect_left(self.ordered, low)
         return index < len(self.ordered) and self.ordered[index] <= high
 
+    def nearest(self, value: int, low: int, high: int) -> int | None:
+        """The value below this node in `[low, high]` nearest to `value` (the smaller on a tie), or None."""
+        inside = self.ordered[bisect.bisect_left(self.ordered, low) : bisect.bisect_right(self.ordered, high)]
+        index = bisect.bisect_left(inside, value)
+        near = inside[max(0, index - 1) : index + 1]
+        return min(near, key=lambda v: (abs(v - value), v)) if near else None
+
 
 @dataclass
 class _Slot:
@@ -269,8 +276,7 @@ class BoxGrammar:
         else:
             return None
         slot = self.slots[slot_index]
-        low, high = self._range(slot, state.values)
-        value = _nearest(state.node.ordered, min(max(value, low), high), low, high)
+        value = state.node.nearest(value, *self._range(slot, state.values))
         if value is None:
             return None
         spelling = slot.tokens[value]
@@ -295,16 +301,6 @@ class _State:
 
     def copy(self) -> _State:
         return _State(self.item, self.offset, self.node, list(self.values), self.done, list(self.spelled), self.free)
-
-
-def _nearest(ordered: list[int], value: int, low: int, high: int) -> int | None:
-    """The number of `ordered` (sorted) in `[low, high]` nearest to `value` (the smaller on a tie), or None."""
-    index = bisect.bisect_left(ordered, value)
-    near = [v for v in ordered[max(0, index - 1) : index + 1] if low <= v <= high]
-    if not near:  # the neighbours are out of range: the nearest in range, if any, is at an end of it
-        inside = ordered[bisect.bisect_left(ordered, low) : bisect.bisect_right(ordered, high)]
-        near = inside[:1] + inside[-1:]
-    return min(near, key=lambda v: (abs(v - value), v)) if near else None
 
 
 def _trie(table: dict[int, list[int]]) -> _Node:
@@ -360,8 +356,8 @@ class ConstrainedBoxDecoder:
         self.reuse_prefix = reuse_prefix
         self.strict = strict
         # Tokens fed a pass at most (the chosen one, forced ones, guesses). On the CPU a longer chunk costs more
-        # (attention over more queries) and wastes more past a miss: on the demo 12, 16 and 20 took about as long
-        # (416, 391 and 364 passes), 8 and 24 longer.
+        # (attention over more queries) and wastes more past a miss: on the demo 16 (337 passes) was a little
+        # faster than 20 (320 passes); 8, 12 and 24 were slower.
         self.lookahead = max(1, int(lookahead))
         self.image_token_id = processor.image_token_id
         self.pad_token_id = (
@@ -406,13 +402,7 @@ class ConstrainedBoxDecoder:
         the first box its key's last answer gave, else the box its prompt gives: each clip's square is cut around
         the target as the last one was, so in the square's coordinates the answer moves little from clip to clip,
         while the prompt's box is only where the last clip ended (on the demo video this guess took the tiny model
-        from 379 forward passes to 338, the same answers).
-
-        Each forward pass feeds, per row, the token chosen last, the forced run after it and then a guess: the
-        answer continued with each box repeating the box before (frame 1: the prompt's box). The guessed tokens are
-        checked against the model's constrained choice at each position and kept up to the first miss, whose
-        choice is the next token; missed tokens stay in the cache masked out. So a pass yields at least one free
-        token, usually several, and the answer is the one token-by-token constrained greedy decoding gives.
+        from 379 forward passes to 338, the same answers). How the passes go: the module's docstring.
         """
         grammars = [self.grammar(int(n)) for n in num_frames]
         # A row that left the grammar runs to `</s>` or this many tokens; by default the widest answer and a little
@@ -429,8 +419,8 @@ class ConstrainedBoxDecoder:
         # as one unpadded batch (`_prefill` runs rows of one length together).
         lengths = mask.sum(1).tolist()
         chunks = [
-            self._lookahead(g, s.copy(), [], h, {}, self.lookahead + max(lengths) - n)
-            for g, s, h, n in zip(grammars, states, hints, lengths)
+            self._lookahead(g, s.copy(), [], h, m, self.lookahead + max(lengths) - n)
+            for g, s, h, m, n in zip(grammars, states, hints, seen, lengths)
         ]
         cache, mask, chunk_logits = self._prefill(ids, mask, features, chunks)
         emitted: list[list[int]] = [[] for _ in prompts]
@@ -517,7 +507,7 @@ class ConstrainedBoxDecoder:
         state: _State,
         tokens: list[int],
         logits: torch.Tensor,
-        seen: dict[tuple[int, tuple[int, ...]], int] | None = None,
+        seen: dict[tuple[int, tuple[int, ...]], int],
     ) -> tuple[int, int | None]:
         """Keep `tokens` while each is the greedy choice (`logits[i]` predicts `tokens[i]`), advancing `state`;
         returns how many were kept and the choice after them (None once the answer ended).
@@ -546,7 +536,7 @@ class ConstrainedBoxDecoder:
                     else:
                         choice = allowed[int(torch.argmax(logits[position, allowed]))]
             if choice is None or position == len(tokens) or tokens[position] != choice:
-                if seen is not None and choice is not None and position < len(tokens):
+                if choice is not None and position < len(tokens):  # a miss: what the model chose past it
                     self._remember(grammar, state.copy(), tokens[position:], greedy[position + 1 :], seen)
                 return position, choice
             self._advance(grammar, state, choice)
@@ -694,10 +684,10 @@ class ConstrainedBoxDecoder:
         width = block.shape[1]
         positions = mask.sum(1, keepdim=True) + torch.arange(width, device=self.device)[None, :]
         mask = torch.cat([mask, block_mask], 1)
-        seen = mask.bool()[:, None, None, :].repeat(1, 1, width, 1)
-        seen[..., -width:] &= torch.ones(width, width, dtype=torch.bool, device=self.device).tril()
+        visible = mask.bool()[:, None, None, :].repeat(1, 1, width, 1)
+        visible[..., -width:] &= torch.ones(width, width, dtype=torch.bool, device=self.device).tril()
         logits = self._forward(
-            input_ids=block, attention_mask=seen, position_ids=positions, cache=cache, logits_to_keep=width
+            input_ids=block, attention_mask=visible, position_ids=positions, cache=cache, logits_to_keep=width
         )
         return logits, mask
 
