@@ -10,19 +10,11 @@ import sys
 from pathlib import Path
 
 from elysium.processing.processing_elysium import chat_template
+from elysium.processing.released_format import ANSWER_TEXT, FRAMES_THEN_TEXT
 
 source, target = Path(sys.argv[1]), Path(sys.argv[2])
 template = chat_template("")
 assert (source / "chat_template.jinja").read_text() == template, "expected the empty-system-line template"
-frames = (
-    "{%- set frames = items | selectattr('type', 'equalto', 'image') | list -%}"
-    "{%- if frames | length == 1 -%}{{- '<image>\n' -}}"
-    "{%- elif frames | length > 1 -%}"
-    "{%- for frame in frames -%}{{- 'Frame ' ~ loop.index ~ ': <image>' -}}{{- ', ' if not loop.last -}}"
-    "{%- endfor -%}"
-    "{{- '\n' -}}{%- endif -%}"
-)
-words = "{%- for item in items if item['type'] == 'text' -%}{{- item['text'] -}}{%- endfor -%}"
 frames_after = (
     "{%- set frames = items | selectattr('type', 'equalto', 'image') | list -%}"
     "{%- if frames | length == 1 -%}{{- '\n<image>' -}}"
@@ -30,7 +22,7 @@ frames_after = (
     "{%- for frame in frames -%}{{- 'Frame ' ~ loop.index ~ ': <image>' -}}{{- ', ' if not loop.last -}}"
     "{%- endfor -%}{%- endif -%}"
 )
-assert frames + words in template
+assert FRAMES_THEN_TEXT in template
 shutil.copytree(source, target, dirs_exist_ok=True)
-(target / "chat_template.jinja").write_text(template.replace(frames + words, words + frames_after))
+(target / "chat_template.jinja").write_text(template.replace(FRAMES_THEN_TEXT, ANSWER_TEXT + frames_after))
 print(target)
